@@ -1,0 +1,3 @@
+"""biolm: biological large models on one Lightning + Hydra engine."""
+
+__version__ = "0.1.0"
