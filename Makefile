@@ -1,0 +1,36 @@
+# make demo  — set up, fine-tune on bundled GUE data, compare with a CNN, predict a FASTA
+# make test  — set up, run the test suite
+# make bench — set up, run the side-by-side benchmarks
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.biolm-installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, so that the project's own requirement does not pull another build
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/biolm finetune experiment=demo_prom300 overwrite=true
+	$(BIN)/biolm finetune experiment=demo_prom300 model=cnn run_name=demo_prom300_cnn overwrite=true
+	$(BIN)/biolm compare runs=[runs/demo_prom300_bert,runs/demo_prom300_cnn] reference=data/gue/published_mcc.csv reference_task=prom_300_tata
+	$(BIN)/biolm predict run=runs/demo_prom300_bert input=data/demo/prom_300_tata_sample.fa output=runs/demo_prom300_predictions.csv show=8
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python bench/tokenize.py
+	$(BIN)/python bench/train_step.py
+
+clean:
+	rm -rf runs .pytest_cache

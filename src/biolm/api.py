@@ -1,0 +1,313 @@
+"""The public Python API: fine-tune, evaluate and predict.
+
+The CLI and the service are thin layers over these functions; there is one prediction path
+(`predict_records`) behind `predict`, `evaluate` and the test metrics written at the end of
+`finetune`, so the three can never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from biolm.data.datasets import SequenceDataModule, TokenDataset, encode_labels, load_splits, tokenize_records
+from biolm.data.io import SequenceRecords, atomic_path, read_records, write_table
+from biolm.data.labels import LabelSpec
+from biolm.errors import BiolmError
+from biolm.models import build_sequence_model
+from biolm.runs import Run, load_run, publish, staging_dir
+from biolm.tasks.callbacks import SafetensorsCheckpoint
+from biolm.tasks.metrics import build_metrics, metric_mode, metric_targets, predictions_from_logits
+from biolm.tasks.sequence import SequenceTask
+
+log = logging.getLogger(__name__)
+
+__all__ = ["finetune", "evaluate", "predict", "predict_records", "load_run", "Run"]
+
+
+def _instantiate(node: DictConfig, field: str, **kwargs):
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, BiolmError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, BiolmError):
+            raise cause from None
+        if isinstance(cause, (FileNotFoundError, OSError)):
+            raise BiolmError(f"{field}: {cause}") from None
+        message = str(cause or err).strip().splitlines()[0]
+        raise BiolmError(f"{field}: cannot build it from the config: {message}") from None
+
+
+def _count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def _run_name(cfg: DictConfig) -> str:
+    if cfg.get("run_name"):
+        return str(cfg.run_name)
+    return f"{cfg.task.type}-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def finetune(cfg: DictConfig) -> Path:
+    """Train a sequence-level model as configured and write its run folder.
+
+    Args:
+        cfg: the composed ``finetune`` config (tokenizer, model, data, task, trainer, optim, ...).
+
+    Returns:
+        The run folder (with weights, tokenizer, labels, metrics and test metrics).
+    """
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    tokenizer = _instantiate(cfg.tokenizer, "tokenizer")
+    splits = load_splits(cfg.data, cfg.task.type)
+    train = splits["train"]
+    spec = LabelSpec.fit(
+        cfg.task.type,
+        train.labels,
+        train.where,
+        delimiter=cfg.data.label_delimiter,
+        positive_label=cfg.task.get("positive_label"),
+    )
+    targets = {name: encode_labels(spec, records) for name, records in splits.items()}
+    model = _instantiate_model(cfg, tokenizer, spec)
+    max_tokens = _max_tokens(model, cfg)
+    tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in splits.items()}
+    trainable, total = _count_parameters(model)
+    log.info(
+        "data: %s | labels: %s %s | model: %s trainable of %s parameters (%.1f%%)",
+        ", ".join(f"{n} {len(r)}" for n, r in splits.items()),
+        spec.task,
+        spec.classes or "(values)",
+        f"{trainable:,}",
+        f"{total:,}",
+        100.0 * trainable / max(total, 1),
+    )
+
+    final = Path(cfg.output_dir) / _run_name(cfg)
+    stage = staging_dir(final, bool(cfg.get("overwrite", False)))
+    OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
+    tokenizer.save(stage / "tokenizer")
+    spec.to_json(stage / "labels.json")
+
+    monitor = f"val/{cfg.task.monitor}"
+    mode = metric_mode(cfg.task.monitor)
+    task = SequenceTask(model, spec, **cfg.optim)
+    datamodule = SequenceDataModule(
+        {name: TokenDataset(tokens[name], targets[name]) for name in ("train", "val")},
+        tokenizer.pad_id,
+        batch_size=int(cfg.data.batch_size),
+        num_workers=int(cfg.data.num_workers),
+        eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
+    )
+    checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
+    trainer = _trainer(cfg, stage, monitor, mode, checkpoint)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        trainer.fit(task, datamodule=datamodule)
+    if checkpoint.best is None:
+        log.warning("%s never produced a finite value; keeping the last weights", monitor)
+        from biolm.tasks.callbacks import save_weights
+
+        save_weights(model, stage / "model.safetensors")
+
+    run = load_run(stage)
+    test = splits["test"]
+    frame = predict_records(run, test, tokens=tokens["test"])
+    metrics = compute_metrics(run.labels, frame, targets["test"])
+    metrics.update({"n_test": len(test), "monitor": monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
+    _write_json(metrics, stage / "test_metrics.json")
+    frame.insert(1, "label", test.labels)
+    write_table(frame, str(stage / "test_predictions.csv"))
+    publish(stage, final)
+    log.info("run written to %s", final)
+    return final
+
+
+def _instantiate_model(cfg: DictConfig, tokenizer, spec: LabelSpec) -> torch.nn.Module:
+    try:
+        return build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, BiolmError):
+            raise cause from None
+        message = str(cause or err).strip().splitlines()[0]
+        raise BiolmError(f"model: cannot build it from the config: {message}") from None
+
+
+def _max_tokens(model: torch.nn.Module, cfg: DictConfig) -> int | None:
+    limits = [v for v in (getattr(model, "max_tokens", None), cfg.data.get("max_tokens")) if v]
+    return int(min(limits)) if limits else None
+
+
+def _trainer(cfg: DictConfig, stage: Path, monitor: str, mode: str, checkpoint: L.Callback) -> L.Trainer:
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, RichProgressBar
+    from lightning.pytorch.loggers import CSVLogger
+
+    callbacks: list[L.Callback] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    if cfg.early_stopping.get("patience"):
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)))
+    if cfg.get("progress_bar", True):
+        callbacks.append(RichProgressBar(leave=True))
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return L.Trainer(
+        **trainer_kwargs,
+        default_root_dir=str(stage),
+        logger=CSVLogger(save_dir=str(stage), name="", version=""),
+        callbacks=callbacks,
+        enable_checkpointing=False,
+        enable_progress_bar=bool(cfg.get("progress_bar", True)),
+    )
+
+
+@torch.inference_mode()
+def _logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
+    """Forward passes in length-sorted batches (little padding); output in input order."""
+    from biolm.data.datasets import Collator
+
+    collate = Collator(run.tokenizer.pad_id)
+    order = np.argsort([len(t) for t in tokens], kind="stable")
+    out = torch.empty((len(tokens), run.labels.num_outputs), dtype=torch.float32)
+    for start in range(0, len(order), batch_size):
+        pick = order[start : start + batch_size]
+        batch = collate([(tokens[i], None, int(i)) for i in pick])
+        logits = run.model(batch["input_ids"], batch["attention_mask"]).logits
+        out[torch.from_numpy(pick)] = logits.float()
+    return out
+
+
+def predict_records(run: Run, records: SequenceRecords, batch_size: int = 64, tokens: Sequence[np.ndarray] | None = None) -> pd.DataFrame:
+    """Predict every record of a file-backed table (errors name the record's file and line)."""
+    if tokens is None:
+        tokens = tokenize_records(run.tokenizer, records, run.max_tokens)
+    spec = run.labels
+    values = predictions_from_logits(spec.task, _logits(run, tokens, batch_size), spec.mean, spec.std).numpy()
+    frame = pd.DataFrame({"id": records.ids})
+    if spec.task == "regression":
+        frame["prediction"] = values
+        return frame
+    if spec.task == "binary":
+        frame[f"prob_{spec.classes[0]}"] = 1.0 - values
+        frame[f"prob_{spec.classes[1]}"] = values
+        frame["prediction"] = np.where(values >= 0.5, spec.classes[1], spec.classes[0])
+        return frame
+    for j, name in enumerate(spec.classes):
+        frame[f"prob_{name}"] = values[:, j]
+    if spec.task == "multiclass":
+        frame["prediction"] = [spec.classes[j] for j in values.argmax(axis=1)]
+    else:
+        frame["prediction"] = [spec.delimiter.join(spec.classes[j] for j in np.flatnonzero(row >= 0.5)) for row in values]
+    return frame
+
+
+def predict(run: Run | str | Path, sequences: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 64) -> pd.DataFrame:
+    """Predict raw sequences with a trained run.
+
+    Args:
+        run: a loaded `Run` or a run folder.
+        sequences: nucleotide strings (any case; the run's tokenizer policy applies to other letters).
+        ids: optional ids (default ``seq0``, ``seq1``, ...).
+        batch_size: sequences per forward pass.
+
+    Returns:
+        One row per sequence: ``id``, ``prob_<class>`` columns (classification) and ``prediction``.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    ids = list(ids) if ids is not None else [f"seq{i}" for i in range(len(sequences))]
+    if len(ids) != len(sequences):
+        raise BiolmError(f"ids: {len(ids)} ids for {len(sequences)} sequences")
+    records = SequenceRecords("sequences", ids, list(sequences), None, list(range(len(sequences))), "index")
+    return predict_records(run, records, batch_size)
+
+
+def compute_metrics(spec: LabelSpec, frame: pd.DataFrame, targets: np.ndarray) -> dict[str, float]:
+    """Metrics of a prediction table against encoded targets (same metrics as validation)."""
+    if spec.task == "regression":
+        preds = torch.tensor(frame["prediction"].to_numpy(), dtype=torch.float32)
+    elif spec.task == "binary":
+        preds = torch.tensor(frame[f"prob_{spec.classes[1]}"].to_numpy(), dtype=torch.float32)
+    else:
+        preds = torch.tensor(frame[[f"prob_{c}" for c in spec.classes]].to_numpy(), dtype=torch.float32)
+    target = metric_targets(spec.task, torch.from_numpy(np.asarray(targets)), spec.mean, spec.std)
+    metrics = build_metrics(spec.task, max(len(spec.classes), 1))
+    return {name: float(value) for name, value in metrics(preds, target).items()}
+
+
+def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int = 64) -> dict[str, float]:
+    """Metrics of a trained run on a labelled file.
+
+    Args:
+        run: a loaded `Run` or a run folder.
+        data_cfg: ``test`` (the file) plus optional overrides of the run's data settings
+            (``sequence_column``, ``label_column``, ``labels_file``, ...).
+        batch_size: sequences per forward pass.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    data = OmegaConf.merge(run.cfg.data, OmegaConf.create(data_cfg))
+    if not data.get("test"):
+        raise BiolmError("data.test: no file given; pass data.test=path/to/labelled.csv")
+    records = read_records(
+        data.test,
+        field_name="data.test",
+        sequence_column=data.sequence_column,
+        label_column=data.label_column,
+        id_column=data.get("id_column"),
+        require_label=True,
+        labels_file=data.get("labels_file"),
+    )
+    targets = encode_labels(run.labels, records)
+    frame = predict_records(run, records, batch_size)
+    metrics = compute_metrics(run.labels, frame, targets)
+    metrics["n"] = len(records)
+    return metrics
+
+
+def compare_runs(runs: Sequence[str | Path], reference: str | None = None, reference_task: str | None = None) -> pd.DataFrame:
+    """One row per run (its ``test_metrics.json``), plus published rows from ``reference``.
+
+    Args:
+        runs: run folders.
+        reference: optional CSV with columns ``task,model,<metric>...``.
+        reference_task: which task's rows of ``reference`` to show.
+    """
+    rows = []
+    for run in runs:
+        path = Path(run) / "test_metrics.json"
+        if not path.exists():
+            raise BiolmError(f"runs: {run} has no test_metrics.json (not a finished biolm run)")
+        metrics = json.loads(path.read_text())
+        rows.append({"model": Path(run).name, "source": "this machine", **{k: v for k, v in metrics.items() if isinstance(v, float) and k not in ("best_val",)}})
+    if reference:
+        if not Path(reference).exists():
+            raise BiolmError(f"reference: file not found: {reference}")
+        published = pd.read_csv(reference)
+        if reference_task is not None:
+            published = published[published["task"] == reference_task]
+            if published.empty:
+                raise BiolmError(f"reference_task: no rows for {reference_task!r} in {reference}")
+        for record in published.drop(columns=["task"]).to_dict("records"):
+            rows.append({"model": record.pop("model"), "source": "published", **record})
+    return pd.DataFrame(rows)
+
+
+def _write_json(payload: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")

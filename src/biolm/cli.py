@@ -1,0 +1,241 @@
+"""Command line: ``biolm <command> [key=value ...]``.
+
+Thin by design: it composes the Hydra config of the command (configs/<command>.yaml plus
+the user's overrides), calls `biolm.api`, and renders results with rich. A `BiolmError`
+(and a config that does not compose) becomes one line on stderr and exit code 2.
+
+    biolm finetune data.train=train.csv data.val=dev.csv data.test=test.csv model=bert_tiny tokenizer=kmer6 task=binary
+    biolm evaluate run=runs/<name> data.test=other.csv
+    biolm predict run=runs/<name> input=new.fasta output=preds.csv
+    biolm <command> --cfg job        # print the composed config and exit
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from biolm.errors import BiolmError
+
+COMMANDS: dict[str, str] = {
+    "finetune": "train a sequence-level model (binary, multiclass, multilabel, regression) and test it",
+    "evaluate": "metrics of a trained run on another labelled file",
+    "predict": "predictions of a trained run for a FASTA/CSV/TSV/Parquet file or stdin",
+    "compare": "side-by-side test metrics of runs (and published numbers)",
+}
+CONFIG_DIR_ENV = "BIOLM_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """The Hydra config folder: $BIOLM_CONFIG_DIR, else the repository's configs/."""
+    if os.environ.get(CONFIG_DIR_ENV):
+        return Path(os.environ[CONFIG_DIR_ENV]).resolve()
+    for candidate in (Path(__file__).resolve().parent / "configs", Path(__file__).resolve().parents[2] / "configs"):
+        if candidate.is_dir():
+            return candidate
+    raise BiolmError(f"cannot find the configs folder; set {CONFIG_DIR_ENV}")
+
+
+def _group_options(group: str) -> list[str]:
+    folder = config_dir() / group
+    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def _composition_error(err: Exception) -> BiolmError:
+    """Turn Hydra's multi-line composition errors into one line that says what is accepted."""
+    text = str(err)
+    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    if missing:
+        group, name = missing.groups()
+        options = _group_options(group)
+        return BiolmError(f"unknown {group} {name!r}; available: {', '.join(options) or '(none)'}")
+    struct = re.search(r"Key '([^']+)' is not in struct", text)
+    if struct:
+        override = re.search(r"Could not override '([^']+)'", text)
+        key = override.group(1) if override else struct.group(1)
+        return BiolmError(f"unknown config key {key!r}; use '+{key}=...' to add a new key, or see --cfg job for the valid ones")
+    line = " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+    return BiolmError(f"bad override: {line}")
+
+
+def compose(command: str, overrides: list[str]) -> DictConfig:
+    """Compose ``configs/<command>.yaml`` with Hydra overrides (``key=value``)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+            return hydra_compose(config_name=command, overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        raise _composition_error(err) from None
+
+
+def _setup_logging() -> None:
+    from rich.logging import RichHandler
+
+    handler = RichHandler(show_path=False, show_time=False, console=_console(stderr=True))
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _print_metrics(title: str, metrics: dict) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in metrics.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    _console().print(table)
+
+
+def _required(cfg: DictConfig, key: str, hint: str) -> str:
+    value = OmegaConf.select(cfg, key, throw_on_missing=False)
+    if value is None or value == "???" or value == "":
+        raise BiolmError(f"{key}: missing; {hint}")
+    return str(value)
+
+
+def cmd_finetune(cfg: DictConfig) -> None:
+    from biolm import api
+
+    run_dir = api.finetune(cfg)
+    metrics = json.loads((run_dir / "test_metrics.json").read_text())
+    _print_metrics(f"test metrics — {run_dir}", metrics)
+
+
+def cmd_evaluate(cfg: DictConfig) -> None:
+    from biolm import api
+    from biolm.data.io import atomic_path
+
+    run = _required(cfg, "run", "pass run=runs/<name>")
+    metrics = api.evaluate(run, cfg.data, batch_size=int(cfg.batch_size))
+    _print_metrics(f"{cfg.data.test} — {run}", metrics)
+    if cfg.get("output"):
+        with atomic_path(cfg.output) as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+        logging.getLogger(__name__).info("metrics written to %s", cfg.output)
+
+
+def cmd_predict(cfg: DictConfig) -> None:
+    from biolm import api
+    from biolm.data.io import read_records, write_table
+
+    run = api.load_run(_required(cfg, "run", "pass run=runs/<name>"))
+    source = _required(cfg, "input", "pass input=seqs.fasta (or .csv/.tsv/.parquet, or - for stdin)")
+    records = read_records(
+        source,
+        field_name="input",
+        sequence_column=cfg.get("sequence_column") or run.cfg.data.sequence_column,
+        label_column=None,
+        id_column=cfg.get("id_column") or "id",
+    )
+    frame = api.predict_records(run, records, batch_size=int(cfg.batch_size))
+    output = str(cfg.get("output") or "-")
+    write_table(frame, output)
+    if output != "-":
+        logging.getLogger(__name__).info("%d predictions written to %s", len(frame), output)
+        if cfg.get("show", 0):
+            _console().print(frame.head(int(cfg.show)).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def cmd_compare(cfg: DictConfig) -> None:
+    from biolm import api
+    from biolm.data.io import write_table
+
+    runs = cfg.runs if not isinstance(cfg.runs, str) else [cfg.runs]
+    table = api.compare_runs(list(runs), cfg.get("reference"), cfg.get("reference_task"))
+    from rich.table import Table
+
+    view = Table(title="test metrics")
+    for column in table.columns:
+        view.add_column(str(column), justify="left" if column in ("model", "source") else "right")
+    for row in table.itertuples(index=False):
+        view.add_row(*("" if v != v else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    _console().print(view)
+    if cfg.get("output"):
+        write_table(table, str(cfg.output))
+
+
+HANDLERS: dict[str, Callable[[DictConfig], None]] = {
+    "finetune": cmd_finetune,
+    "evaluate": cmd_evaluate,
+    "predict": cmd_predict,
+    "compare": cmd_compare,
+}
+
+
+def _usage() -> str:
+    lines = ["usage: biolm <command> [key=value ...] [--cfg job]", "", "commands:"]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    try:
+        groups = sorted(p.name for p in config_dir().iterdir() if p.is_dir())
+        lines += ["", "config groups (choose with group=name):"]
+        lines += [f"  {g:<10} {', '.join(_group_options(g))}" for g in groups]
+    except BiolmError:
+        pass
+    lines += ["", "examples:", "  biolm finetune experiment=demo_prom300", "  biolm predict run=runs/demo_bert input=seqs.fa output=preds.csv"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    command, overrides = args[0], args[1:]
+    if command not in HANDLERS:
+        print(f"biolm: unknown command {command!r}; accepted: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    if any(a in ("-h", "--help") for a in overrides):
+        print(f"biolm {command}: {COMMANDS[command]}\n\n{_usage()}")
+        return 0
+    show_cfg = "--cfg" in overrides
+    if show_cfg:
+        at = overrides.index("--cfg")
+        overrides = overrides[:at] + overrides[at + 2 :]
+    try:
+        bad = [o for o in overrides if o.startswith("-")]
+        if bad:
+            raise BiolmError(f"unknown option {bad[0]!r}; biolm takes key=value overrides (and --cfg job)")
+        cfg = compose(command, overrides)
+        if show_cfg:
+            print(OmegaConf.to_yaml(cfg))
+            return 0
+        _setup_logging()
+        HANDLERS[command](cfg)
+    except BiolmError as err:
+        print(f"biolm {command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"biolm {command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def app() -> None:
+    """Console-script entry point (``biolm``)."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    app()

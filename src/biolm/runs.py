@@ -1,0 +1,114 @@
+"""The run folder: what training writes and what every consumer reads.
+
+Layout of ``runs/<name>/``::
+
+    config.yaml          resolved Hydra config of the run
+    tokenizer/           tokenizer files in Hugging Face formats + biolm_tokenizer.json
+    labels.json          task type and label map (`LabelSpec`)
+    model.safetensors    best weights (by the monitored validation metric)
+    checkpoint.json      which epoch/step/metric value those weights come from
+    metrics.csv          per-step / per-epoch training and validation log (Lightning CSVLogger)
+    test_metrics.json    final test metrics
+    test_predictions.csv per-record test predictions
+
+`load_run` rebuilds the model from ``config.yaml`` and the safetensors weights; nothing is
+unpickled, and only ``biolm.*`` classes may be named by ``_target_`` in a run's config.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from safetensors.torch import load_file
+
+from biolm.data.labels import LabelSpec
+from biolm.errors import BiolmError
+from biolm.models import build_sequence_model
+from biolm.tokenizers import load_tokenizer
+
+REQUIRED_FILES = ("config.yaml", "labels.json", "model.safetensors", "tokenizer")
+
+
+@dataclass
+class Run:
+    """A trained run loaded for inference.
+
+    Attributes:
+        path: the run folder.
+        cfg: its resolved config.
+        tokenizer: the tokenizer it was trained with.
+        labels: its label space.
+        model: the network in eval mode, on CPU.
+    """
+
+    path: Path
+    cfg: DictConfig
+    tokenizer: object
+    labels: LabelSpec
+    model: torch.nn.Module
+
+    @property
+    def max_tokens(self) -> int | None:
+        """Longest token sequence the model accepts (the run's data.max_tokens or the model's limit)."""
+        limits = [v for v in (getattr(self.model, "max_tokens", None), self.cfg.data.get("max_tokens")) if v]
+        return min(limits) if limits else None
+
+
+def _check_targets(node, where: str) -> None:
+    """Refuse run configs that would instantiate anything outside biolm."""
+    if isinstance(node, DictConfig):
+        for key, value in node.items():
+            if key == "_target_" and not str(value).startswith("biolm."):
+                raise BiolmError(f"{where}: _target_ {value!r} is not a biolm class; refusing to load this run")
+            _check_targets(value, where)
+
+
+def load_run(path: str | Path) -> Run:
+    """Load a run folder for evaluation or prediction.
+
+    Raises:
+        BiolmError: the folder is missing or incomplete.
+    """
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise BiolmError(f"run: no run folder at {run_dir}")
+    missing = [name for name in REQUIRED_FILES if not (run_dir / name).exists()]
+    if missing:
+        raise BiolmError(f"run: {run_dir} is not a complete biolm run folder (missing: {', '.join(missing)})")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    _check_targets(cfg.model, f"{run_dir / 'config.yaml'} model")
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    labels = LabelSpec.from_json(run_dir / "labels.json")
+    model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, labels.num_outputs)
+    state = load_file(str(run_dir / "model.safetensors"))
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return Run(run_dir, cfg, tokenizer, labels, model)
+
+
+def staging_dir(final: Path, overwrite: bool) -> Path:
+    """A fresh hidden folder beside ``final`` to build the run in (renamed at the end)."""
+    if final.exists() and not overwrite:
+        raise BiolmError(f"run_name: {final} already exists; choose another run_name= or pass overwrite=true")
+    staging = final.parent / f".{final.name}.incomplete"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish(staging: Path, final: Path) -> None:
+    """Move a finished run into place (replacing an older run of the same name)."""
+    if final.exists():
+        old = final.parent / f".{final.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        final.rename(old)
+        staging.rename(final)
+        shutil.rmtree(old)
+    else:
+        staging.rename(final)

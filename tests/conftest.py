@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny labelled files cut from the bundled GUE data (a few KB each)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GUE = REPO / "data" / "gue" / "prom_300_tata"
+
+
+def _rows(split: str, n: int, length: int) -> list[tuple[str, str]]:
+    with gzip.open(GUE / f"{split}.csv.gz", "rt") as handle:
+        reader = csv.DictReader(handle)
+        rows = []
+        for row in reader:
+            rows.append((row["sequence"][:length], row["label"]))
+            if len(rows) == n:
+                break
+    return rows
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tmp_path_factory) -> dict[str, Path]:
+    """Real prom_300_tata rows cut to 60 bp: train 96, dev 32, test 32 (CSV)."""
+    root = tmp_path_factory.mktemp("tiny_task")
+    paths = {}
+    for split, n in (("train", 96), ("dev", 32), ("test", 32)):
+        path = root / f"{split}.csv"
+        with open(path, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sequence", "label"])
+            writer.writerows(_rows(split, n, 60))
+        paths[split] = path
+    return paths
+
+
+# Overrides that make any finetune run take seconds on a CPU.
+TINY_MODEL = [
+    "model.trunk.hidden_size=32",
+    "model.trunk.num_layers=1",
+    "model.trunk.num_heads=2",
+    "model.trunk.intermediate_size=64",
+    "trainer.max_epochs=2",
+    "trainer.accelerator=cpu",
+    "progress_bar=false",
+    "data.batch_size=16",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_model_overrides() -> list[str]:
+    return list(TINY_MODEL)
