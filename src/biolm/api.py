@@ -116,10 +116,11 @@ def finetune(cfg: DictConfig) -> Path:
         eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
     )
     checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
-    trainer = _trainer(cfg, stage, monitor, mode, checkpoint)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        trainer = _trainer(cfg, stage, monitor, mode, checkpoint)
         trainer.fit(task, datamodule=datamodule)
     if checkpoint.best is None:
         log.warning("%s never produced a finite value; keeping the last weights", monitor)

@@ -56,10 +56,9 @@ def _composition_error(err: Exception) -> BiolmError:
         group, name = missing.groups()
         options = _group_options(group)
         return BiolmError(f"unknown {group} {name!r}; available: {', '.join(options) or '(none)'}")
-    struct = re.search(r"Key '([^']+)' is not in struct", text)
-    if struct:
-        override = re.search(r"Could not override '([^']+)'", text)
-        key = override.group(1) if override else struct.group(1)
+    unknown = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if unknown:
+        key = unknown.group(1)
         return BiolmError(f"unknown config key {key!r}; use '+{key}=...' to add a new key, or see --cfg job for the valid ones")
     line = " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
     return BiolmError(f"bad override: {line}")
@@ -86,8 +85,13 @@ def _setup_logging() -> None:
 
     handler = RichHandler(show_path=False, show_time=False, console=_console(stderr=True))
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[handler], force=True)
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    import lightning  # noqa: F401  (configures its loggers on import; quieten them afterwards)
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 def _console(stderr: bool = False):
