@@ -1,0 +1,86 @@
+"""Native model zoo: trunks, heads and the builder that composes them from a model config.
+
+A model config (configs/model/*.yaml) has two keys: `trunk` (a `_target_` class built with
+`vocab_size` and `pad_token_id` from the tokenizer) and `head` (`SequenceHead` options).
+`build_sequence_model` turns it into a `SequenceModel`:
+`(B, L)` ids + `(B, L)` mask -> logits `(B, num_outputs)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from biolm.errors import BiolmError
+from biolm.models.bert import BertConfig, BertEncoder, alibi_bias, alibi_slopes
+from biolm.models.cnn import CnnConfig, CnnEncoder
+from biolm.models.heads import SequenceHead, SequenceModel, SequenceModelOutput
+
+__all__ = [
+    "BertConfig",
+    "BertEncoder",
+    "CnnConfig",
+    "CnnEncoder",
+    "SequenceHead",
+    "SequenceModel",
+    "SequenceModelOutput",
+    "alibi_bias",
+    "alibi_slopes",
+    "build_sequence_model",
+]
+
+
+def _user_error(exc: BaseException) -> BiolmError | None:
+    """The BiolmError that Hydra wrapped, if any."""
+    while exc is not None:
+        if isinstance(exc, BiolmError):
+            return exc
+        exc = exc.__cause__
+    return None
+
+
+def build_sequence_model(
+    model_cfg: DictConfig | Mapping[str, Any],
+    vocab_size: int,
+    pad_token_id: int,
+    num_outputs: int,
+) -> SequenceModel:
+    """Build trunk + sequence head from a model config.
+
+    Args:
+        model_cfg: mapping with `trunk` (a `_target_` config) and `head` (SequenceHead kwargs).
+        vocab_size: tokenizer vocabulary size.
+        pad_token_id: tokenizer pad id.
+        num_outputs: number of classes or regression targets.
+
+    Returns:
+        The composed `SequenceModel`.
+
+    Raises:
+        BiolmError: a missing key, an unknown trunk class or option, or a bad head option.
+    """
+    cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
+    for key in ("trunk", "head"):
+        if cfg.get(key) is None:
+            raise BiolmError(f"model.{key}: missing (a model config needs both trunk and head)")
+    if "_target_" not in cfg.trunk:
+        raise BiolmError("model.trunk._target_: missing (name the trunk class to build)")
+    try:
+        trunk = instantiate(cfg.trunk, vocab_size=vocab_size, pad_token_id=pad_token_id)
+    except InstantiationException as exc:
+        user_error = _user_error(exc)
+        if user_error is not None:
+            raise user_error from None
+        raise BiolmError(f"model.trunk: could not build {cfg.trunk._target_!r}: {exc}") from exc
+    head_kwargs = OmegaConf.to_container(cfg.head, resolve=True)
+    try:
+        head = SequenceHead(trunk.hidden_size, num_outputs, **head_kwargs)
+    except TypeError as exc:
+        raise BiolmError(
+            f"model.head: bad option in {sorted(head_kwargs)} (accepted: pooling, dropout)"
+        ) from exc
+    return SequenceModel(trunk, head)

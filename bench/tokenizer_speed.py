@@ -6,28 +6,24 @@ Out: Mbp/s for ours (all sequences), the DNABERT path (the first ``--n`` sequenc
 same vocab.txt), and the DNABERT-2 BPE (Hugging Face ``tokenizers``, Rust, its default threads);
 ids are checked equal on the common subset; the ratio is printed last.
 
-Usage: python bench/tokenize.py [--k 6] [--n 2000]
+Usage: python bench/tokenizer_speed.py [--k 6] [--n 2000]
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+import csv
+import gzip
+import logging
+import tempfile
+import time
 from pathlib import Path
+from collections.abc import Callable
 
-# This file is named like the stdlib module `tokenize` (which transformers imports): keep its folder off the path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+import transformers
 
-import argparse  # noqa: E402
-import csv  # noqa: E402
-import gzip  # noqa: E402
-import logging  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-
-import transformers  # noqa: E402
-
-from biolm.tokenizers import BpeTokenizer, KmerTokenizer  # noqa: E402
+from biolm.tokenizers import BpeTokenizer, KmerTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path("data/gue/prom_300_tata/train.csv.gz")

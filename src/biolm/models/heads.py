@@ -1,0 +1,119 @@
+"""Sequence-level head and trunk + head composition.
+
+`SequenceHead`: `(B, L, D)` hidden states + `(B, L)` mask -> pooled `(B, D)` -> logits
+`(B, num_outputs)` (class scores, or values for regression). `SequenceModel` wires a trunk
+(any module with `hidden_size`, `max_tokens` and `forward(input_ids, attention_mask)`) to a head
+and returns a `SequenceModelOutput`; the task computes the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from biolm.errors import BiolmError
+
+POOLINGS = ("cls", "mean", "max")
+
+
+@dataclass
+class SequenceModelOutput:
+    """What a `SequenceModel` returns.
+
+    Attributes:
+        logits: `(B, num_outputs)` class scores or regression values.
+        pooled: `(B, D)` pooled sequence representation (before head dropout).
+        hidden: `(B, L, D)` trunk hidden states.
+        loss: filled in by the task, None from the model.
+    """
+
+    logits: Tensor
+    pooled: Tensor
+    hidden: Tensor
+    loss: Tensor | None = None
+
+
+def pool(hidden: Tensor, attention_mask: Tensor, pooling: str) -> Tensor:
+    """Pool `(B, L, D)` hidden states over real tokens to `(B, D)`.
+
+    Args:
+        hidden: `(B, L, D)` hidden states.
+        attention_mask: `(B, L)` bool or 0/1, 1 = real token.
+        pooling: "cls" (position 0), "mean" or "max" (both over real tokens only).
+
+    Returns:
+        `(B, D)` pooled states.
+    """
+    if pooling == "cls":
+        return hidden[:, 0]
+    keep = attention_mask.bool()[..., None]  # (B, L, 1)
+    if pooling == "mean":
+        # where() rather than multiply: a NaN at a pad position must not leak into the sum.
+        total = torch.where(keep, hidden, 0.0).sum(dim=1)
+        return total / keep.sum(dim=1).clamp(min=1).to(hidden.dtype)
+    if pooling == "max":
+        return torch.where(keep, hidden, torch.finfo(hidden.dtype).min).amax(dim=1)
+    raise BiolmError(
+        f"model.head.pooling: unknown value {pooling!r} (accepted: {', '.join(POOLINGS)})"
+    )
+
+
+class SequenceHead(nn.Module):
+    """Pool, dropout, linear: `(B, L, D)` -> `(B, num_outputs)` logits and `(B, D)` pooled.
+
+    Args:
+        hidden_size: trunk width D.
+        num_outputs: number of classes (or regression targets).
+        pooling: "cls", "mean" or "max".
+        dropout: dropout before the output projection.
+    """
+
+    def __init__(self, hidden_size: int, num_outputs: int, pooling: str = "cls", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise BiolmError(
+                f"model.head.pooling: unknown value {pooling!r} (accepted: {', '.join(POOLINGS)})"
+            )
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.out = nn.Linear(hidden_size, num_outputs)
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Return `(logits (B, num_outputs), pooled (B, D))`."""
+        pooled = pool(hidden, attention_mask, self.pooling)
+        return self.out(self.dropout(pooled)), pooled
+
+
+class SequenceModel(nn.Module):
+    """Trunk + `SequenceHead`: `(B, L)` ids + mask -> `SequenceModelOutput`.
+
+    Args:
+        trunk: encoder with `hidden_size`, `max_tokens` and `forward(input_ids, attention_mask)`.
+        head: the sequence head.
+    """
+
+    def __init__(self, trunk: nn.Module, head: SequenceHead):
+        super().__init__()
+        self.trunk = trunk
+        self.head = head
+
+    @property
+    def max_tokens(self) -> int | None:
+        """Longest input the trunk accepts in tokens (None: no hard limit)."""
+        return self.trunk.max_tokens
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> SequenceModelOutput:
+        """Run trunk and head.
+
+        Args:
+            input_ids: `(B, L)` token ids.
+            attention_mask: `(B, L)` bool or 0/1, 1 = real token.
+
+        Returns:
+            `SequenceModelOutput` with logits, pooled and hidden; loss is None.
+        """
+        hidden = self.trunk(input_ids, attention_mask)
+        logits, pooled = self.head(hidden, attention_mask)
+        return SequenceModelOutput(logits=logits, pooled=pooled, hidden=hidden)
