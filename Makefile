@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, so that the project's own requirement does not pull another build
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -e ".[test]"
 	touch $(STAMP)
 
 demo: setup
@@ -29,7 +29,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python bench/tokenize.py
+	$(BIN)/python bench/tokenizer_speed.py
 	$(BIN)/python bench/train_step.py
 
 clean:

@@ -85,7 +85,7 @@ def finetune(cfg: DictConfig) -> Path:
         positive_label=cfg.task.get("positive_label"),
     )
     targets = {name: encode_labels(spec, records) for name, records in splits.items()}
-    model = _instantiate_model(cfg, tokenizer, spec)
+    model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
     max_tokens = _max_tokens(model, cfg)
     tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in splits.items()}
     trainable, total = _count_parameters(model)
@@ -139,17 +139,6 @@ def finetune(cfg: DictConfig) -> Path:
     publish(stage, final)
     log.info("run written to %s", final)
     return final
-
-
-def _instantiate_model(cfg: DictConfig, tokenizer, spec: LabelSpec) -> torch.nn.Module:
-    try:
-        return build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, BiolmError):
-            raise cause from None
-        message = str(cause or err).strip().splitlines()[0]
-        raise BiolmError(f"model: cannot build it from the config: {message}") from None
 
 
 def _max_tokens(model: torch.nn.Module, cfg: DictConfig) -> int | None:

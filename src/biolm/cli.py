@@ -228,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging()
         HANDLERS[command](cfg)
     except BiolmError as err:
-        print(f"biolm {command}: error: {err}", file=sys.stderr)
+        one_line = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
+        print(f"biolm {command}: error: {one_line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"biolm {command}: interrupted", file=sys.stderr)

@@ -15,7 +15,8 @@ CNN = "biolm.models.cnn.CnnEncoder"
 
 
 def is_base_size(cfg) -> bool:
-    return cfg.trunk.get("hidden_size", 0) >= 512
+    trunk = cfg.trunk
+    return trunk.get("hidden_size", 0) >= 512 or trunk.get("max_seq_len", 0) >= 100_000
 
 
 def test_configs_exist():
@@ -29,7 +30,7 @@ def test_model_config_contract(path):
     big = is_base_size(cfg)
     vocab = 4101 if big else 16
     if big:  # keep the width, heads and block kind; one block is enough for the contract
-        cfg.trunk.num_layers = 1
+        cfg.trunk["n_layer" if "n_layer" in cfg.trunk else "num_layers"] = 1
     torch.manual_seed(0)
     model = build_sequence_model(cfg, vocab_size=vocab, pad_token_id=0, num_outputs=3)
     length = 16 if big else 20

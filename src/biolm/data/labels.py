@@ -3,7 +3,7 @@
 Task types and what `LabelSpec.encode` returns for N records:
 - ``binary``: two classes, targets ``(N,)`` float 0/1; the model has 1 output (logit of the positive class).
 - ``multiclass``: C >= 2 classes, targets ``(N,)`` int64 class ids; C outputs.
-- ``multilabel``: C labels, each record a delimited list, targets ``(N, C)`` float multi-hot; C outputs.
+- ``multilabel``: C labels, each record a delimited list (an empty field: no label), targets ``(N, C)`` float multi-hot; C outputs.
 - ``regression``: floats, targets ``(N,)`` float standardised with the training mean/std; 1 output.
 
 The spec is fitted on the training split only and saved as ``labels.json`` with the run.
@@ -32,8 +32,9 @@ def _sort_classes(values: set[str]) -> list[str]:
         return sorted(values)
 
 
-def _is_missing(value: str) -> bool:
-    return value.strip().lower() in ("", "nan", "na", "none", "null")
+def _is_missing(value: str, allow_empty: bool = False) -> bool:
+    text = value.strip().lower()
+    return text in ("nan", "na") or (text == "" and not allow_empty)
 
 
 @dataclass
@@ -81,7 +82,7 @@ class LabelSpec:
         """
         if task not in TASK_TYPES:
             raise BiolmError(f"task.type: unknown task type {task!r}; accepted: {', '.join(TASK_TYPES)}")
-        _check_present(labels, where)
+        _check_present(labels, where, allow_empty=task == "multilabel")
         if task == "regression":
             values = _floats(labels, where)
             std = float(values.std()) if len(values) > 1 else 1.0
@@ -105,7 +106,7 @@ class LabelSpec:
 
     def encode(self, labels: Sequence[str], where: Callable[[int], str]) -> np.ndarray:
         """Turn raw label strings into targets (see module docstring for shapes)."""
-        _check_present(labels, where)
+        _check_present(labels, where, allow_empty=self.task == "multilabel")
         if self.task == "regression":
             return ((_floats(labels, where) - self.mean) / self.std).astype(np.float32)
         index = {name: i for i, name in enumerate(self.classes)}
@@ -138,9 +139,10 @@ class LabelSpec:
         return cls(**json.loads(Path(path).read_text()))
 
 
-def _check_present(labels: Sequence[str], where: Callable[[int], str]) -> None:
+def _check_present(labels: Sequence[str], where: Callable[[int], str], allow_empty: bool = False) -> None:
+    """Every label present; an empty multi-label field is the empty set, not a missing value."""
     for row, value in enumerate(labels):
-        if _is_missing(value):
+        if _is_missing(value, allow_empty):
             raise BiolmError(f"{where(row)}: label is empty or NaN; every training/evaluation record needs a label")
 
 

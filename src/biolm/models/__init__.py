@@ -19,18 +19,32 @@ from biolm.errors import BiolmError
 from biolm.models.bert import BertConfig, BertEncoder, alibi_bias, alibi_slopes
 from biolm.models.cnn import CnnConfig, CnnEncoder
 from biolm.models.heads import SequenceHead, SequenceModel, SequenceModelOutput
+from biolm.models.hyena import (
+    HyenaConfig,
+    HyenaEncoder,
+    HyenaLMHead,
+    HyenaOperator,
+    fft_long_conv,
+    hyena_state_dict_from_hf,
+)
 
 __all__ = [
     "BertConfig",
     "BertEncoder",
     "CnnConfig",
     "CnnEncoder",
+    "HyenaConfig",
+    "HyenaEncoder",
+    "HyenaLMHead",
+    "HyenaOperator",
     "SequenceHead",
     "SequenceModel",
     "SequenceModelOutput",
     "alibi_bias",
     "alibi_slopes",
     "build_sequence_model",
+    "fft_long_conv",
+    "hyena_state_dict_from_hf",
 ]
 
 

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from biolm.errors import BiolmError
 
-POOLINGS = ("cls", "mean", "max")
+POOLINGS = ("cls", "mean", "max", "last")
 
 
 @dataclass
@@ -41,13 +41,20 @@ def pool(hidden: Tensor, attention_mask: Tensor, pooling: str) -> Tensor:
     Args:
         hidden: `(B, L, D)` hidden states.
         attention_mask: `(B, L)` bool or 0/1, 1 = real token.
-        pooling: "cls" (position 0), "mean" or "max" (both over real tokens only).
+        pooling: "cls" (position 0), "mean" or "max" (both over real tokens only), or
+            "last" (the last real token: for causal trunks, the only one that saw the whole
+            sequence).
 
     Returns:
         `(B, D)` pooled states.
     """
     if pooling == "cls":
         return hidden[:, 0]
+    if pooling == "last":
+        # Highest masked-in index per row: right or left padding alike; an all-pad row gives 0.
+        positions = torch.arange(hidden.shape[1], device=hidden.device)
+        last = (attention_mask.bool() * positions).amax(dim=1)  # (B,)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
     keep = attention_mask.bool()[..., None]  # (B, L, 1)
     if pooling == "mean":
         # where() rather than multiply: a NaN at a pad position must not leak into the sum.
@@ -66,7 +73,7 @@ class SequenceHead(nn.Module):
     Args:
         hidden_size: trunk width D.
         num_outputs: number of classes (or regression targets).
-        pooling: "cls", "mean" or "max".
+        pooling: "cls", "mean", "max" or "last".
         dropout: dropout before the output projection.
     """
 
