@@ -31,6 +31,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/tokenizer_speed.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/long_context.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -18,3 +18,25 @@ def test_experiment_smoke_runs(name, tmp_path, monkeypatch):
     code = main(["finetune", f"experiment={name}", "debug=fast_dev_run", f"output_dir={tmp_path}", "run_name=smoke"])
     assert code == 0
     assert (tmp_path / "smoke" / "test_metrics.json").exists()
+
+
+SMALL_MODELS = sorted(p.stem for p in (REPO / "configs" / "model").glob("*.yaml") if "tiny" in p.stem or p.stem == "cnn")
+
+
+@pytest.mark.parametrize("model", SMALL_MODELS)
+def test_every_small_model_finetunes_from_the_cli(model, tiny_task, tmp_path):
+    code = main(
+        [
+            "finetune",
+            f"model={model}",
+            "tokenizer=char",
+            f"data.train={tiny_task['train']}",
+            f"data.val={tiny_task['dev']}",
+            f"data.test={tiny_task['test']}",
+            "debug=fast_dev_run",
+            f"output_dir={tmp_path}",
+            "run_name=m",
+        ]
+    )
+    assert code == 0
+    assert (tmp_path / "m" / "model.safetensors").exists()

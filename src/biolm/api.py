@@ -107,7 +107,7 @@ def finetune(cfg: DictConfig) -> Path:
 
     monitor = f"val/{cfg.task.monitor}"
     mode = metric_mode(cfg.task.monitor)
-    task = SequenceTask(model, spec, **cfg.optim)
+    task = SequenceTask(model, spec, monitor=cfg.task.monitor, **cfg.optim)
     datamodule = SequenceDataModule(
         {name: TokenDataset(tokens[name], targets[name]) for name in ("train", "val")},
         tokenizer.pad_id,

@@ -12,9 +12,11 @@ mixer is a `HyenaOperator` of order N (2 in all published checkpoints):
   that a small MLP (`HyenaFilter`) generates from positional features, so the number of
   parameters does not grow with L. Finally `y = out_proj(v * x_0)`.
 
-The long convolution is an FFT over 2L (cost O(L log L)), always in float32. Every mixing step
-is causal, so hidden states at position t depend only on tokens <= t: right padding never
-changes real positions. Parameter names follow the Hugging Face port of HyenaDNA
+The long convolution is a zero-padded FFT over at least 2L points (cost O(L log L)), always in
+float32. Every mixing step is causal, so hidden states at position t depend only on tokens
+<= t: right padding never changes real positions. `HyenaEncoder.lm_logits` maps hidden states
+to `(batch, length, vocab)` next-token logits through `HyenaLMHead` (tied to the embedding by
+default) for a causal-LM task. Parameter names follow the Hugging Face port of HyenaDNA
 (`LongSafari/hyenadna-*-hf`): `hyena_state_dict_from_hf` only strips its `hyena.backbone.` prefix.
 Structure after HazyResearch/hyena-dna `standalone_hyenadna.py`.
 """
@@ -107,7 +109,8 @@ class HyenaConfig:
         for name, ok, accepted in checks:
             if not ok:
                 raise BiolmError(
-                    f"model.trunk.{name}: {getattr(self, name)!r} is not allowed (accepted: {accepted})"
+                    f"model.trunk.{name}: {getattr(self, name)!r} is not allowed "
+                    f"(accepted: {accepted})"
                 )
 
     @classmethod
@@ -192,7 +195,8 @@ class PositionalEmbedding(nn.Module):
         super().__init__()
         t = torch.linspace(0, 1, max_seq_len)[None, :, None]  # (1, L, 1)
         bands = (emb_dim - 1) // 2
-        w = 2 * math.pi * torch.arange(max_seq_len, dtype=torch.float32)[None, :, None] / max_seq_len
+        positions = torch.arange(max_seq_len, dtype=torch.float32)[None, :, None]  # (1, L, 1)
+        w = 2 * math.pi * positions / max_seq_len
         f = torch.linspace(1e-4, bands - 1, bands)[None, None]  # (1, 1, bands)
         # Real and imaginary parts of exp(-i f w), without building the complex tensor.
         fw = f * w  # (1, L, bands)

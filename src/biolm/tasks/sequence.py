@@ -29,6 +29,7 @@ class SequenceTask(L.LightningModule):
         weight_decay: decoupled weight decay (not applied to biases, norms, embeddings).
         warmup_ratio: share of the optimiser steps spent warming up linearly from 0.
         betas: AdamW betas.
+        monitor: the validation metric shown on the progress bar (e.g. ``auroc``).
     """
 
     def __init__(
@@ -39,6 +40,7 @@ class SequenceTask(L.LightningModule):
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.98),
+        monitor: str | None = None,
     ):
         super().__init__()
         self.model = model
@@ -47,6 +49,7 @@ class SequenceTask(L.LightningModule):
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
         self.betas = tuple(betas)
+        self.monitor = monitor
         num_classes = max(len(labels.classes), 1)
         self.val_metrics = build_metrics(labels.task, num_classes).clone(prefix="val/")
         self.test_metrics = build_metrics(labels.task, num_classes).clone(prefix="test/")
@@ -79,7 +82,9 @@ class SequenceTask(L.LightningModule):
         preds = predictions_from_logits(spec.task, logits, spec.mean, spec.std)
         metrics.update(preds, metric_targets(spec.task, batch["labels"], spec.mean, spec.std))
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits))
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val", batch_size=len(logits))
+        shown = {f"{stage}/{self.monitor}"} if stage == "val" else set()
+        for name, metric in metrics.items():
+            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name in shown, batch_size=len(logits))
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, self.val_metrics, "val")
