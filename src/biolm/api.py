@@ -28,7 +28,7 @@ from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.models import build_sequence_model
 from biolm.runs import Run, load_run, publish, staging_dir
-from biolm.tasks.callbacks import SafetensorsCheckpoint
+from biolm.tasks.callbacks import SafetensorsCheckpoint, save_weights
 from biolm.tasks.metrics import build_metrics, metric_mode, metric_targets, predictions_from_logits
 from biolm.tasks.sequence import SequenceTask
 
@@ -122,10 +122,10 @@ def finetune(cfg: DictConfig) -> Path:
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
         trainer = _trainer(cfg, stage, monitor, mode, checkpoint)
         trainer.fit(task, datamodule=datamodule)
+    if trainer.interrupted:
+        raise BiolmError(f"training interrupted; the unfinished run is left in {stage}")
     if checkpoint.best is None:
         log.warning("%s never produced a finite value; keeping the last weights", monitor)
-        from biolm.tasks.callbacks import save_weights
-
         save_weights(model, stage / "model.safetensors")
 
     run = load_run(stage)
@@ -284,7 +284,7 @@ def compare_runs(runs: Sequence[str | Path], reference: str | None = None, refer
         if not path.exists():
             raise BiolmError(f"runs: {run} has no test_metrics.json (not a finished biolm run)")
         metrics = json.loads(path.read_text())
-        rows.append({"model": Path(run).name, "source": "this machine", **{k: v for k, v in metrics.items() if isinstance(v, float) and k not in ("best_val",)}})
+        rows.append({"model": Path(run).name, "source": "this run", **{k: v for k, v in metrics.items() if isinstance(v, float) and k not in ("best_val",)}})
     if reference:
         if not Path(reference).exists():
             raise BiolmError(f"reference: file not found: {reference}")

@@ -97,7 +97,11 @@ def _setup_logging() -> None:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr)
+    console = Console(stderr=stderr)
+    if not console.is_terminal:
+        # Logs and pipes have no width; rich would assume 80 columns and fold the tables.
+        console = Console(stderr=stderr, width=120)
+    return console
 
 
 def _print_metrics(title: str, metrics: dict) -> None:

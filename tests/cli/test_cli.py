@@ -139,3 +139,15 @@ def test_predict_bad_sequence_names_the_record(trained_run, tmp_path, capsys):
     assert main(["predict", f"run={trained_run}", f"input={fasta}", f"output={out}"]) == 2
     assert "x.fa line 3: invalid character 'U' at position 4" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_compare_puts_runs_beside_published_numbers(trained_run, tmp_path):
+    from biolm.api import compare_runs
+
+    table = compare_runs([trained_run], str(REPO / "data" / "gue" / "published_mcc.csv"), "prom_300_tata")
+    first = json.loads((trained_run / "test_metrics.json").read_text())
+    assert table.iloc[0]["model"] == "tiny" and table.iloc[0]["mcc"] == pytest.approx(first["mcc"])
+    assert table[table["model"] == "DNABERT (6-mer)"]["mcc"].item() == pytest.approx(0.6156)
+    out = tmp_path / "cmp.csv"
+    assert main(["compare", f"runs=[{trained_run}]", f"output={out}"]) == 0
+    assert pd.read_csv(out)["model"].tolist() == ["tiny"]
