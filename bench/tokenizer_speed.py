@@ -12,7 +12,6 @@ Usage: python bench/tokenizer_speed.py [--k 6] [--n 2000]
 from __future__ import annotations
 
 import argparse
-import sys
 import csv
 import gzip
 import logging

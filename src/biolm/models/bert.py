@@ -16,7 +16,7 @@ MosaicBERT's `Wqkv`; `biolm.models.bert_hub` maps Hugging Face checkpoints onto 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from biolm.errors import BiolmError
+from biolm.models.config import config_from_kwargs
 
 POSITION_EMBEDDINGS = ("learned", "alibi")
 MLP_KINDS = ("gelu", "geglu")
@@ -78,18 +79,6 @@ class BertConfig:
                 f"model.trunk.num_heads: {self.num_heads} does not divide "
                 f"model.trunk.hidden_size {self.hidden_size}"
             )
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: object) -> BertConfig:
-        """Build a config, naming an unknown key as a `model.trunk.*` field error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise BiolmError(
-                f"model.trunk.{unknown[0]}: unknown BertEncoder option "
-                f"(accepted: {', '.join(sorted(known))})"
-            )
-        return cls(**kwargs)  # type: ignore[arg-type]
 
 
 def alibi_slopes(num_heads: int) -> Tensor:
@@ -238,7 +227,7 @@ class BertEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, pad_token_id: int = 0, **kwargs: object):
         super().__init__()
-        self.config = BertConfig.from_kwargs(**kwargs)
+        self.config = config_from_kwargs(BertConfig, kwargs, "BertEncoder")
         self.embeddings = BertEmbeddings(self.config, vocab_size, pad_token_id)
         self.layers = nn.ModuleList(BertLayer(self.config) for _ in range(self.config.num_layers))
         if self.config.position_embedding == "alibi":

@@ -11,12 +11,13 @@ outputs at real positions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from biolm.errors import BiolmError
+from biolm.models.config import config_from_kwargs
 
 
 @dataclass
@@ -82,14 +83,7 @@ class CnnEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, pad_token_id: int = 0, **kwargs: object):
         super().__init__()
-        known = {f.name for f in fields(CnnConfig)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise BiolmError(
-                f"model.trunk.{unknown[0]}: unknown CnnEncoder option "
-                f"(accepted: {', '.join(sorted(known))})"
-            )
-        self.config = CnnConfig(**kwargs)  # type: ignore[arg-type]
+        self.config = config_from_kwargs(CnnConfig, kwargs, "CnnEncoder")
         c = self.config
         self.embedding = nn.Embedding(vocab_size, c.hidden_size, padding_idx=pad_token_id)
         self.dropout = nn.Dropout(c.dropout)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from biolm.errors import BiolmError
+from biolm.models.config import config_from_kwargs
 
 
 @dataclass
@@ -112,18 +113,6 @@ class HyenaConfig:
                     f"model.trunk.{name}: {getattr(self, name)!r} is not allowed "
                     f"(accepted: {accepted})"
                 )
-
-    @classmethod
-    def from_kwargs(cls, **kwargs: object) -> HyenaConfig:
-        """Build a config, naming an unknown key as a `model.trunk.*` field error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise BiolmError(
-                f"model.trunk.{unknown[0]}: unknown HyenaEncoder option "
-                f"(accepted: {', '.join(sorted(known))})"
-            )
-        return cls(**kwargs)  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=64)
@@ -380,7 +369,7 @@ class HyenaEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, pad_token_id: int = 0, **kwargs: object):
         super().__init__()
-        self.config = HyenaConfig.from_kwargs(**kwargs)
+        self.config = config_from_kwargs(HyenaConfig, kwargs, "HyenaEncoder")
         c = self.config
         self.embeddings = HyenaEmbeddings(c, vocab_size, pad_token_id)
         self.embed_dropout = nn.Dropout(c.embed_dropout)
