@@ -17,8 +17,8 @@ import gzip
 import logging
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 
 import transformers
 

@@ -26,9 +26,11 @@ from biolm.errors import BiolmError
 
 COMMANDS: dict[str, str] = {
     "finetune": "train a sequence-level model (binary, multiclass, multilabel, regression) and test it",
+    "pretrain": "masked or causal language-model pretraining on FASTA genomes (resumable: ckpt=last)",
     "evaluate": "metrics of a trained run on another labelled file",
     "predict": "predictions of a trained run for a FASTA/CSV/TSV/Parquet file or stdin",
     "compare": "side-by-side test metrics of runs (and published numbers)",
+    "tokenizer train": "train a DNABERT-2-style BPE tokenizer on FASTA genomes",
 }
 CONFIG_DIR_ENV = "BIOLM_CONFIG_DIR"
 
@@ -130,6 +132,21 @@ def cmd_finetune(cfg: DictConfig) -> None:
     _print_metrics(f"test metrics — {run_dir}", metrics)
 
 
+def cmd_pretrain(cfg: DictConfig) -> None:
+    from biolm import api
+
+    run_dir = api.pretrain(cfg)
+    metrics = json.loads((run_dir / "pretrain_metrics.json").read_text())
+    _print_metrics(f"held-out metrics — {run_dir}", metrics)
+
+
+def cmd_tokenizer_train(cfg: DictConfig) -> None:
+    from biolm import api
+
+    tokenizer = api.train_tokenizer(cfg.fasta, int(cfg.vocab_size), str(cfg.output), int(cfg.chunk_bp), cfg.get("max_bp"))
+    logging.getLogger(__name__).info("BPE tokenizer with %d tokens written to %s", tokenizer.vocab_size, cfg.output)
+
+
 def cmd_evaluate(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import atomic_path
@@ -185,15 +202,17 @@ def cmd_compare(cfg: DictConfig) -> None:
 
 HANDLERS: dict[str, Callable[[DictConfig], None]] = {
     "finetune": cmd_finetune,
+    "pretrain": cmd_pretrain,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "compare": cmd_compare,
+    "tokenizer train": cmd_tokenizer_train,
 }
 
 
 def _usage() -> str:
     lines = ["usage: biolm <command> [key=value ...] [--cfg job]", "", "commands:"]
-    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    lines += [f"  {name:<16} {text}" for name, text in COMMANDS.items()]
     try:
         groups = sorted(p.name for p in config_dir().iterdir() if p.is_dir())
         lines += ["", "config groups (choose with group=name):"]
@@ -211,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     command, overrides = args[0], args[1:]
+    if overrides and f"{command} {overrides[0]}" in HANDLERS:
+        command, overrides = f"{command} {overrides[0]}", overrides[1:]
     if command not in HANDLERS:
         print(f"biolm: unknown command {command!r}; accepted: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
@@ -225,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         bad = [o for o in overrides if o.startswith("-")]
         if bad:
             raise BiolmError(f"unknown option {bad[0]!r}; biolm takes key=value overrides (and --cfg job)")
-        cfg = compose(command, overrides)
+        cfg = compose(command.replace(" ", "_"), overrides)
         if show_cfg:
             print(OmegaConf.to_yaml(cfg))
             return 0

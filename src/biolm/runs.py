@@ -58,13 +58,13 @@ class Run:
         return min(limits) if limits else None
 
 
-def _check_targets(node, where: str) -> None:
+def check_targets(node, where: str) -> None:
     """Refuse run configs that would instantiate anything outside biolm."""
     if isinstance(node, DictConfig):
         for key, value in node.items():
             if key == "_target_" and not str(value).startswith("biolm."):
                 raise BiolmError(f"{where}: _target_ {value!r} is not a biolm class; refusing to load this run")
-            _check_targets(value, where)
+            check_targets(value, where)
 
 
 def load_run(path: str | Path) -> Run:
@@ -80,7 +80,7 @@ def load_run(path: str | Path) -> Run:
     if missing:
         raise BiolmError(f"run: {run_dir} is not a complete biolm run folder (missing: {', '.join(missing)})")
     cfg = OmegaConf.load(run_dir / "config.yaml")
-    _check_targets(cfg.model, f"{run_dir / 'config.yaml'} model")
+    check_targets(cfg.model, f"{run_dir / 'config.yaml'} model")
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     labels = LabelSpec.from_json(run_dir / "labels.json")
     model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, labels.num_outputs)

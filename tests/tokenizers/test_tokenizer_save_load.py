@@ -9,7 +9,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from biolm.errors import BiolmError
-from biolm.tokenizers import BpeTokenizer, CharTokenizer, DnaTokenizer, KmerTokenizer, load_tokenizer
+from biolm.tokenizers import (
+    BpeTokenizer,
+    CharTokenizer,
+    DnaTokenizer,
+    KmerTokenizer,
+    load_tokenizer,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs/tokenizer").glob("*.yaml"))

@@ -18,7 +18,13 @@ from omegaconf import DictConfig, OmegaConf
 from biolm.errors import BiolmError
 from biolm.models.bert import BertConfig, BertEncoder, alibi_bias, alibi_slopes
 from biolm.models.cnn import CnnConfig, CnnEncoder
-from biolm.models.heads import SequenceHead, SequenceModel, SequenceModelOutput
+from biolm.models.heads import (
+    LanguageModel,
+    MaskedLMHead,
+    SequenceHead,
+    SequenceModel,
+    SequenceModelOutput,
+)
 from biolm.models.hyena import (
     HyenaConfig,
     HyenaEncoder,
@@ -43,6 +49,9 @@ __all__ = [
     "alibi_bias",
     "alibi_slopes",
     "build_sequence_model",
+    "build_language_model",
+    "LanguageModel",
+    "MaskedLMHead",
     "fft_long_conv",
     "hyena_state_dict_from_hf",
 ]
@@ -55,6 +64,27 @@ def _user_error(exc: BaseException) -> BiolmError | None:
             return exc
         exc = exc.__cause__
     return None
+
+
+def _build_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int):
+    if cfg.get("trunk") is None or "_target_" not in cfg.trunk:
+        raise BiolmError("model.trunk._target_: missing (name the trunk class to build)")
+    try:
+        return instantiate(cfg.trunk, vocab_size=vocab_size, pad_token_id=pad_token_id)
+    except InstantiationException as exc:
+        user_error = _user_error(exc)
+        if user_error is not None:
+            raise user_error from None
+        raise BiolmError(f"model.trunk: could not build {cfg.trunk._target_!r}: {exc}") from exc
+
+
+def build_language_model(model_cfg: DictConfig | Mapping[str, Any], vocab_size: int, pad_token_id: int) -> LanguageModel:
+    """Build trunk + LM head (for masked or causal LM pretraining) from a model config.
+
+    Only ``model_cfg.trunk`` is used; the sequence head settings are ignored.
+    """
+    cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
+    return LanguageModel(_build_trunk(cfg, vocab_size, pad_token_id), vocab_size)
 
 
 def build_sequence_model(
@@ -81,15 +111,7 @@ def build_sequence_model(
     for key in ("trunk", "head"):
         if cfg.get(key) is None:
             raise BiolmError(f"model.{key}: missing (a model config needs both trunk and head)")
-    if "_target_" not in cfg.trunk:
-        raise BiolmError("model.trunk._target_: missing (name the trunk class to build)")
-    try:
-        trunk = instantiate(cfg.trunk, vocab_size=vocab_size, pad_token_id=pad_token_id)
-    except InstantiationException as exc:
-        user_error = _user_error(exc)
-        if user_error is not None:
-            raise user_error from None
-        raise BiolmError(f"model.trunk: could not build {cfg.trunk._target_!r}: {exc}") from exc
+    trunk = _build_trunk(cfg, vocab_size, pad_token_id)
     head_kwargs = OmegaConf.to_container(cfg.head, resolve=True)
     try:
         head = SequenceHead(trunk.hidden_size, num_outputs, **head_kwargs)

@@ -124,3 +124,51 @@ class SequenceModel(nn.Module):
         hidden = self.trunk(input_ids, attention_mask)
         logits, pooled = self.head(hidden, attention_mask)
         return SequenceModelOutput(logits=logits, pooled=pooled, hidden=hidden)
+
+
+class MaskedLMHead(nn.Module):
+    """BERT's LM head: dense -> GELU -> LayerNorm -> decoder to the vocabulary.
+
+    `(B, L, D)` hidden -> `(B, L, V)` logits. The decoder weight is tied to the input embedding
+    when one is given (as BERT, DNABERT and DNABERT-2 do); names follow `cls.predictions.*`
+    of those checkpoints after dropping the prefix.
+    """
+
+    def __init__(self, hidden_size: int, vocab_size: int, tied_embedding: nn.Embedding | None = None, layer_norm_eps: float = 1e-12):
+        super().__init__()
+        self.transform = nn.Linear(hidden_size, hidden_size)
+        self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps)
+        self.decoder = nn.Linear(hidden_size, vocab_size)
+        if tied_embedding is not None:
+            self.decoder.weight = tied_embedding.weight
+
+    def forward(self, hidden: Tensor) -> Tensor:
+        return self.decoder(self.norm(nn.functional.gelu(self.transform(hidden))))
+
+
+class LanguageModel(nn.Module):
+    """Trunk + per-token LM head: `(B, L)` ids + mask -> `(B, L, V)` logits.
+
+    A trunk that brings its own LM head (``lm_logits``, e.g. HyenaDNA's tied ``lm_head``) uses it;
+    any other trunk gets a `MaskedLMHead` tied to ``trunk.embeddings.word_embeddings``.
+    """
+
+    def __init__(self, trunk: nn.Module, vocab_size: int):
+        super().__init__()
+        self.trunk = trunk
+        self.vocab_size = vocab_size
+        if hasattr(trunk, "lm_logits"):
+            self.head = None
+        else:
+            embedding = getattr(getattr(trunk, "embeddings", None), "word_embeddings", None)
+            self.head = MaskedLMHead(trunk.hidden_size, vocab_size, embedding)
+
+    @property
+    def max_tokens(self) -> int | None:
+        """Longest input the trunk accepts in tokens (None: no hard limit)."""
+        return self.trunk.max_tokens
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        hidden = self.trunk(input_ids, attention_mask)
+        logits = self.trunk.lm_logits(hidden) if self.head is None else self.head(hidden)
+        return logits[..., : self.vocab_size]

@@ -93,23 +93,29 @@ class SequenceTask(L.LightningModule):
         self._eval_step(batch, self.test_metrics, "test")
 
     def configure_optimizers(self):
-        decay, no_decay = [], []
-        for name, param in self.model.named_parameters():
-            if not param.requires_grad:
-                continue
-            (no_decay if any(key in name for key in NO_DECAY) else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=self.lr,
-            betas=self.betas,
-        )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(total * self.warmup_ratio)
+        return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas)
 
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / (warmup + 1)
-            return max(0.0, (total - step) / max(total - warmup, 1))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+def configure_adamw(module: L.LightningModule, lr: float, weight_decay: float, warmup_ratio: float, betas) -> dict:
+    """AdamW over ``module.model`` (no decay on biases, norms, embeddings) with a per-step schedule:
+    linear warm-up over ``warmup_ratio`` of the optimiser steps, then linear decay to 0."""
+    decay, no_decay = [], []
+    for name, param in module.model.named_parameters():
+        if not param.requires_grad:
+            continue
+        (no_decay if any(key in name for key in NO_DECAY) else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr,
+        betas=tuple(betas),
+    )
+    total = max(int(module.trainer.estimated_stepping_batches), 1)
+    warmup = int(total * warmup_ratio)
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(total - warmup, 1))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
