@@ -135,7 +135,11 @@ def cmd_finetune(cfg: DictConfig) -> None:
 def cmd_pretrain(cfg: DictConfig) -> None:
     from biolm import api
 
+    from lightning.pytorch.utilities import rank_zero_only
+
     run_dir = api.pretrain(cfg)
+    if rank_zero_only.rank != 0:
+        return
     metrics = json.loads((run_dir / "pretrain_metrics.json").read_text())
     _print_metrics(f"held-out metrics — {run_dir}", metrics)
 

@@ -125,3 +125,44 @@ def test_pretrain_errors_are_one_line(genome, tmp_path, capsys):
     assert "ckpt: no checkpoint at" in capsys.readouterr().err
     assert main(["pretrain", f"data.fasta={genome}", "data.holdout=middle", f"output_dir={tmp_path}", *TINY_HYENA]) == 2
     assert "data.holdout" in capsys.readouterr().err
+
+
+class _UniformOverBases(torch.nn.Module):
+    """Logits that put equal mass on every token made only of A/C/G/T bases, none elsewhere."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        allowed = [i for tok, i in tokenizer.vocab.items() if tok and set(tok) <= set("ACGT")]
+        self.bias = torch.full((tokenizer.vocab_size,), -1e9)
+        self.bias[allowed] = 0.0
+        self.max_tokens = None
+
+    def forward(self, input_ids, attention_mask):
+        return self.bias.expand(*input_ids.shape, -1)
+
+
+@pytest.mark.parametrize(
+    ("tokenizer_name", "objective", "expected"),
+    [
+        ("char", "clm", 2.0),
+        ("char", "mlm", 2.0),
+        ("kmer3_stride3", "clm", 2.0),  # 6 bits per 3-mer token, 3 bases per token
+        # Overlapping 6-mers: each masked token stands for the one base its span hides, so a model
+        # that ignores the visible neighbours pays log2(4096) = 12 bits for it; one that reads them
+        # pays 2. Bits/base of overlapping k-mer MLM is comparable only between such models.
+        ("kmer6", "mlm", 12.0),
+    ],
+)
+def test_uniform_model_bits_per_base(tokenizer_name, objective, expected):
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    tokenizer = instantiate(OmegaConf.load(REPO / "configs" / "tokenizer" / f"{tokenizer_name}.yaml"))
+    task = LanguageModelTask(_UniformOverBases(tokenizer), tokenizer, objective)
+    rng = np.random.default_rng(0)
+    windows = ["".join(rng.choice(list("ACGT"), 300)) for _ in range(4)]
+    ids = torch.from_numpy(np.stack(tokenizer.encode_batch(windows)))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids, dtype=torch.bool)}
+    total, count = task._nll(batch, torch.Generator().manual_seed(0))
+    bits = float(total) / count / np.log(2) / task.bases_per_token
+    assert bits == pytest.approx(expected, abs=1e-4)
