@@ -18,8 +18,6 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.data.datasets import (
@@ -29,11 +27,21 @@ from biolm.data.datasets import (
     load_splits,
     tokenize_records,
 )
-from biolm.data.io import SequenceRecords, atomic_path, read_records, write_table
+from biolm.data.io import SequenceRecords, read_records, write_table
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.models import build_sequence_model
-from biolm.runs import Run, load_run, publish, staging_dir
+from biolm.pretraining import pretrain, train_tokenizer
+from biolm.runs import (
+    Run,
+    build_trainer,
+    count_parameters,
+    instantiate_config,
+    load_run,
+    publish,
+    staging_dir,
+    write_json,
+)
 from biolm.tasks.callbacks import SafetensorsCheckpoint, save_weights
 from biolm.tasks.metrics import (
     build_metrics,
@@ -46,28 +54,9 @@ from biolm.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 
-__all__ = ["finetune", "pretrain", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run"]
 
 
-def _instantiate(node: DictConfig, field: str, **kwargs):
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        while cause is not None and not isinstance(cause, BiolmError) and cause.__cause__ is not None:
-            cause = cause.__cause__
-        if isinstance(cause, BiolmError):
-            raise cause from None
-        if isinstance(cause, (FileNotFoundError, OSError)):
-            raise BiolmError(f"{field}: {cause}") from None
-        message = str(cause or err).strip().splitlines()[0]
-        raise BiolmError(f"{field}: cannot build it from the config: {message}") from None
-
-
-def _count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
+__all__ = ["finetune", "pretrain", "train_tokenizer", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run"]
 
 
 def _run_name(cfg: DictConfig) -> str:
@@ -87,7 +76,7 @@ def finetune(cfg: DictConfig) -> Path:
     """
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     pretrained = _adopt_pretrained(cfg) if cfg.get("init_from") else None
-    tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else _instantiate(cfg.tokenizer, "tokenizer")
+    tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else instantiate_config(cfg.tokenizer, "tokenizer")
     splits = load_splits(cfg.data, cfg.task.type)
     train = splits["train"]
     spec = LabelSpec.fit(
@@ -103,7 +92,7 @@ def finetune(cfg: DictConfig) -> Path:
         _load_trunk(model, pretrained)
     max_tokens = _max_tokens(model, cfg)
     tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in splits.items()}
-    trainable, total = _count_parameters(model)
+    trainable, total = count_parameters(model)
     log.info(
         "data: %s | labels: %s %s | model: %s trainable of %s parameters (%.1f%%)",
         ", ".join(f"{n} {len(r)}" for n, r in splits.items()),
@@ -135,7 +124,7 @@ def finetune(cfg: DictConfig) -> Path:
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        trainer = _build_trainer(cfg, stage, [checkpoint], early_stopping=(monitor, mode))
+        trainer = build_trainer(cfg, stage, [checkpoint], early_stopping=(monitor, mode))
         trainer.fit(task, datamodule=datamodule)
     if trainer.interrupted:
         raise BiolmError(f"training interrupted; the unfinished run is left in {stage}")
@@ -148,7 +137,7 @@ def finetune(cfg: DictConfig) -> Path:
     frame = predict_records(run, test, tokens=tokens["test"])
     metrics = compute_metrics(run.labels, frame, targets["test"])
     metrics.update({"n_test": len(test), "monitor": monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
-    _write_json(metrics, stage / "test_metrics.json")
+    write_json(metrics, stage / "test_metrics.json")
     frame.insert(1, "label", test.labels)
     write_table(frame, str(stage / "test_predictions.csv"))
     publish(stage, final)
@@ -192,32 +181,6 @@ def _load_trunk(model: torch.nn.Module, source: Path) -> None:
 def _max_tokens(model: torch.nn.Module, cfg: DictConfig) -> int | None:
     limits = [v for v in (getattr(model, "max_tokens", None), cfg.data.get("max_tokens")) if v]
     return int(min(limits)) if limits else None
-
-
-def _build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], early_stopping: tuple[str, str] | None) -> L.Trainer:
-    """A Lightning Trainer from ``cfg.trainer`` that logs ``metrics.csv`` into the run folder."""
-    from lightning.pytorch.callbacks import (
-        EarlyStopping,
-        LearningRateMonitor,
-        RichProgressBar,
-    )
-    from lightning.pytorch.loggers import CSVLogger
-
-    callbacks = [*callbacks, LearningRateMonitor(logging_interval="step")]
-    if early_stopping is not None and cfg.get("early_stopping", {}).get("patience"):
-        monitor, mode = early_stopping
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)))
-    if cfg.get("progress_bar", True):
-        callbacks.append(RichProgressBar(leave=True))
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    return L.Trainer(
-        **trainer_kwargs,
-        default_root_dir=str(run_dir),
-        logger=CSVLogger(save_dir=str(run_dir), name="", version=""),
-        callbacks=callbacks,
-        enable_checkpointing=any(type(c).__name__ == "ModelCheckpoint" for c in callbacks),
-        enable_progress_bar=bool(cfg.get("progress_bar", True)),
-    )
 
 
 @torch.inference_mode()
@@ -350,142 +313,3 @@ def compare_runs(runs: Sequence[str | Path], reference: str | None = None, refer
         for record in published.drop(columns=["task"]).to_dict("records"):
             rows.append({"model": record.pop("model"), "source": "published", **record})
     return pd.DataFrame(rows)
-
-
-def _write_json(payload: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-
-
-def pretrain(cfg: DictConfig) -> Path:
-    """Pretrain a model on FASTA genomes (masked or causal LM) and write its run folder.
-
-    The run folder is written in place (it holds ``checkpoints/last.ckpt`` to resume from with
-    ``ckpt=last``); every file in it is written atomically, and ``pretrain_metrics.json`` marks
-    a finished run.
-
-    Args:
-        cfg: the composed ``pretrain`` config.
-
-    Returns:
-        The run folder.
-    """
-    from lightning.pytorch.callbacks import ModelCheckpoint
-    from lightning.pytorch.utilities import rank_zero_only
-
-    from biolm.data.pretraining import GenomeDataModule
-    from biolm.models import build_language_model
-    from biolm.tasks.language_model import LanguageModelTask
-
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    tokenizer = _instantiate(cfg.tokenizer, "tokenizer")
-    datamodule = GenomeDataModule(cfg.data, tokenizer, int(cfg.seed))
-    model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
-    window_tokens = len(tokenizer.encode_batch(["A" * int(cfg.data.window_bp)])[0])
-    if model.max_tokens is not None and window_tokens > model.max_tokens:
-        raise BiolmError(
-            f"data.window_bp: {cfg.data.window_bp} bp is {window_tokens} tokens, more than the model's limit of "
-            f"{model.max_tokens}; lower data.window_bp or raise the model's maximum length"
-        )
-    run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or f"pretrain-{cfg.objective.name}-{datetime.now():%Y%m%d-%H%M%S}")
-    resume_from = _resume_checkpoint(cfg, run_dir)
-    # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
-    if resume_from is None and rank_zero_only.rank == 0:
-        if run_dir.exists() and not cfg.get("overwrite"):
-            raise BiolmError(f"run_name: {run_dir} already exists; pass ckpt=last to resume it, overwrite=true to replace it, or another run_name=")
-        if run_dir.exists():
-            import shutil
-
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        tokenizer.save(run_dir / "tokenizer")
-    trainable, total = _count_parameters(model)
-    log.info("model: %s trainable of %s parameters | objective: %s | run: %s", f"{trainable:,}", f"{total:,}", cfg.objective.name, run_dir)
-
-    task = LanguageModelTask(
-        model,
-        tokenizer,
-        objective=cfg.objective.name,
-        mlm_probability=float(cfg.objective.get("mlm_probability", 0.15)),
-        seed=int(cfg.seed),
-        **cfg.optim,
-    )
-    best = SafetensorsCheckpoint(run_dir, "val/bits_per_base", "min")
-    resume = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        trainer = _build_trainer(cfg, run_dir, [best, resume], early_stopping=None)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-    if trainer.interrupted:
-        raise BiolmError(f"training interrupted; resume with ckpt=last (run folder {run_dir})")
-    if not trainer.is_global_zero:
-        return run_dir
-    if best.best is None:
-        save_weights(model, run_dir / "model.safetensors")
-    metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
-    metrics.update({"best_val_bits_per_base": best.best, "best_epoch": best.best_epoch, "global_step": trainer.global_step})
-    order = int(cfg.get("baseline", {}).get("markov_order", 0) or 0)
-    if order and datamodule.val_regions:
-        metrics[f"markov{order}_val_bits_per_base"] = _markov_baseline(datamodule, order)
-    _write_json(metrics, run_dir / "pretrain_metrics.json")
-    return run_dir
-
-
-def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    ckpt = cfg.get("ckpt")
-    if not ckpt:
-        return None
-    path = run_dir / "checkpoints" / "last.ckpt" if ckpt == "last" else Path(ckpt)
-    if not path.exists():
-        raise BiolmError(f"ckpt: no checkpoint at {path} (ckpt=last resumes <output_dir>/<run_name>/checkpoints/last.ckpt)")
-    return path
-
-
-def _markov_baseline(datamodule, order: int) -> float:
-    """Bits/base of an order-k Markov chain fitted on the training regions, on the held-out ones."""
-    from biolm.models.markov import MarkovChain
-
-    def pieces(regions):
-        return [datamodule.genome[r.contig][r.start : r.end] for r in regions]
-
-    chain = MarkovChain(order=order).fit(pieces(datamodule.train_regions))
-    return float(chain.bits_per_base(pieces(datamodule.val_regions)))
-
-
-def train_tokenizer(fasta, vocab_size: int, output: str, chunk_bp: int = 1000, max_bp: int | None = None):
-    """Train a DNABERT-2-style BPE tokenizer on genome chunks and save it to ``output``.
-
-    Args:
-        fasta: one FASTA path or a list of them.
-        vocab_size: vocabulary size, special tokens included.
-        output: folder to write (``tokenizer.json`` + ``biolm_tokenizer.json``).
-        chunk_bp: genomes are cut into chunks of this length, and at runs of N.
-        max_bp: use at most this many bases.
-
-    Returns:
-        The trained `BpeTokenizer`.
-    """
-    import re
-
-    from biolm.data.genome import load_genome
-    from biolm.tokenizers import BpeTokenizer
-
-    if vocab_size < 10:
-        raise BiolmError(f"vocab_size: {vocab_size} is too small (the 5 special tokens and A, C, G, T come first)")
-    genome = load_genome([fasta] if isinstance(fasta, str) else list(fasta))
-    chunks: list[str] = []
-    used = 0
-    for seq in genome.values():
-        text = seq.tobytes().decode("ascii")
-        for piece in re.split(r"N+", text):
-            for start in range(0, len(piece), chunk_bp):
-                chunk = piece[start : start + chunk_bp]
-                if max_bp is not None and used >= int(max_bp):
-                    break
-                chunks.append(chunk)
-                used += len(chunk)
-    tokenizer = BpeTokenizer.train(chunks, vocab_size=vocab_size)
-    tokenizer.save(output)
-    return tokenizer

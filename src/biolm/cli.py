@@ -133,9 +133,9 @@ def cmd_finetune(cfg: DictConfig) -> None:
 
 
 def cmd_pretrain(cfg: DictConfig) -> None:
-    from biolm import api
-
     from lightning.pytorch.utilities import rank_zero_only
+
+    from biolm import api
 
     run_dir = api.pretrain(cfg)
     if rank_zero_only.rank != 0:

@@ -17,14 +17,19 @@ unpickled, and only ``biolm.*`` classes may be named by ``_target_`` in a run's 
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import lightning as L
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file
 
+from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.models import build_sequence_model
@@ -112,3 +117,58 @@ def publish(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
     else:
         staging.rename(final)
+
+
+def instantiate_config(node: DictConfig, field: str, **kwargs):
+    """`hydra.utils.instantiate`, with failures reported as `BiolmError` naming the config field."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        while cause is not None and not isinstance(cause, BiolmError) and cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, BiolmError):
+            raise cause from None
+        if isinstance(cause, (FileNotFoundError, OSError)):
+            raise BiolmError(f"{field}: {cause}") from None
+        message = str(cause or err).strip().splitlines()[0]
+        raise BiolmError(f"{field}: cannot build it from the config: {message}") from None
+
+
+def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], early_stopping: tuple[str, str] | None) -> L.Trainer:
+    """A Lightning Trainer from ``cfg.trainer`` that logs ``metrics.csv`` into the run folder."""
+    from lightning.pytorch.callbacks import (
+        EarlyStopping,
+        LearningRateMonitor,
+        RichProgressBar,
+    )
+    from lightning.pytorch.loggers import CSVLogger
+
+    callbacks = [*callbacks, LearningRateMonitor(logging_interval="step")]
+    if early_stopping is not None and cfg.get("early_stopping", {}).get("patience"):
+        monitor, mode = early_stopping
+        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)))
+    if cfg.get("progress_bar", True):
+        callbacks.append(RichProgressBar(leave=True))
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    return L.Trainer(
+        **trainer_kwargs,
+        default_root_dir=str(run_dir),
+        logger=CSVLogger(save_dir=str(run_dir), name="", version=""),
+        callbacks=callbacks,
+        enable_checkpointing=any(type(c).__name__ == "ModelCheckpoint" for c in callbacks),
+        enable_progress_bar=bool(cfg.get("progress_bar", True)),
+    )
+
+
+def write_json(payload: dict, path: Path) -> None:
+    """Write JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")

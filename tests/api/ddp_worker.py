@@ -8,12 +8,12 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from hydra.utils import instantiate
 
 from biolm.cli import compose
 from biolm.data.pretraining import GenomeDataModule
 from biolm.models import build_language_model
 from biolm.tasks.language_model import LanguageModelTask
-from hydra.utils import instantiate
 
 genome, out = sys.argv[1], Path(sys.argv[2])
 cfg = compose(

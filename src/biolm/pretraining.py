@@ -1,0 +1,157 @@
+"""Genome pretraining runs and tokenizer training (re-exported by `biolm.api`).
+
+`pretrain` turns a composed ``pretrain`` config into a run folder: ``config.yaml``, ``tokenizer/``,
+``model.safetensors`` (best held-out bits/base), ``checkpoints/last.ckpt`` (resume with
+``ckpt=last``), ``metrics.csv`` and ``pretrain_metrics.json`` (held-out loss, perplexity, bits/base
+and an order-k Markov baseline on the same held-out regions).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from biolm.errors import BiolmError
+from biolm.runs import build_trainer, count_parameters, instantiate_config, write_json
+from biolm.tasks.callbacks import SafetensorsCheckpoint, save_weights
+
+log = logging.getLogger(__name__)
+
+
+def pretrain(cfg: DictConfig) -> Path:
+    """Pretrain a model on FASTA genomes (masked or causal LM) and write its run folder.
+
+    The run folder is written in place (it holds ``checkpoints/last.ckpt`` to resume from with
+    ``ckpt=last``); every file in it is written atomically, and ``pretrain_metrics.json`` marks
+    a finished run.
+
+    Args:
+        cfg: the composed ``pretrain`` config.
+
+    Returns:
+        The run folder.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.utilities import rank_zero_only
+
+    from biolm.data.pretraining import GenomeDataModule
+    from biolm.models import build_language_model
+    from biolm.tasks.language_model import LanguageModelTask
+
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    tokenizer = instantiate_config(cfg.tokenizer, "tokenizer")
+    datamodule = GenomeDataModule(cfg.data, tokenizer, int(cfg.seed))
+    model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+    window_tokens = len(tokenizer.encode_batch(["A" * int(cfg.data.window_bp)])[0])
+    if model.max_tokens is not None and window_tokens > model.max_tokens:
+        raise BiolmError(
+            f"data.window_bp: {cfg.data.window_bp} bp is {window_tokens} tokens, more than the model's limit of "
+            f"{model.max_tokens}; lower data.window_bp or raise the model's maximum length"
+        )
+    run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or f"pretrain-{cfg.objective.name}-{datetime.now():%Y%m%d-%H%M%S}")
+    resume_from = _resume_checkpoint(cfg, run_dir)
+    # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
+    if resume_from is None and rank_zero_only.rank == 0:
+        if run_dir.exists() and not cfg.get("overwrite"):
+            raise BiolmError(f"run_name: {run_dir} already exists; pass ckpt=last to resume it, overwrite=true to replace it, or another run_name=")
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+        tokenizer.save(run_dir / "tokenizer")
+    trainable, total = count_parameters(model)
+    log.info("model: %s trainable of %s parameters | objective: %s | run: %s", f"{trainable:,}", f"{total:,}", cfg.objective.name, run_dir)
+
+    task = LanguageModelTask(
+        model,
+        tokenizer,
+        objective=cfg.objective.name,
+        mlm_probability=float(cfg.objective.get("mlm_probability", 0.15)),
+        seed=int(cfg.seed),
+        **cfg.optim,
+    )
+    best = SafetensorsCheckpoint(run_dir, "val/bits_per_base", "min")
+    resume = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        trainer = build_trainer(cfg, run_dir, [best, resume], early_stopping=None)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    if trainer.interrupted:
+        raise BiolmError(f"training interrupted; resume with ckpt=last (run folder {run_dir})")
+    if not trainer.is_global_zero:
+        return run_dir
+    if best.best is None:
+        save_weights(model, run_dir / "model.safetensors")
+    metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
+    metrics.update({"best_val_bits_per_base": best.best, "best_epoch": best.best_epoch, "global_step": trainer.global_step})
+    order = int(cfg.get("baseline", {}).get("markov_order", 0) or 0)
+    if order and datamodule.val_regions:
+        metrics[f"markov{order}_val_bits_per_base"] = _markov_baseline(datamodule, order)
+    write_json(metrics, run_dir / "pretrain_metrics.json")
+    return run_dir
+
+
+def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    ckpt = cfg.get("ckpt")
+    if not ckpt:
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if ckpt == "last" else Path(ckpt)
+    if not path.exists():
+        raise BiolmError(f"ckpt: no checkpoint at {path} (ckpt=last resumes <output_dir>/<run_name>/checkpoints/last.ckpt)")
+    return path
+
+
+def _markov_baseline(datamodule, order: int) -> float:
+    """Bits/base of an order-k Markov chain fitted on the training regions, on the held-out ones."""
+    from biolm.models.markov import MarkovChain
+
+    def pieces(regions):
+        return [datamodule.genome[r.contig][r.start : r.end] for r in regions]
+
+    chain = MarkovChain(order=order).fit(pieces(datamodule.train_regions))
+    return float(chain.bits_per_base(pieces(datamodule.val_regions)))
+
+
+def train_tokenizer(fasta, vocab_size: int, output: str, chunk_bp: int = 1000, max_bp: int | None = None):
+    """Train a DNABERT-2-style BPE tokenizer on genome chunks and save it to ``output``.
+
+    Args:
+        fasta: one FASTA path or a list of them.
+        vocab_size: vocabulary size, special tokens included.
+        output: folder to write (``tokenizer.json`` + ``biolm_tokenizer.json``).
+        chunk_bp: genomes are cut into chunks of this length, and at runs of N.
+        max_bp: use at most this many bases.
+
+    Returns:
+        The trained `BpeTokenizer`.
+    """
+    import re
+
+    from biolm.data.genome import load_genome
+    from biolm.tokenizers import BpeTokenizer
+
+    if vocab_size < 10:
+        raise BiolmError(f"vocab_size: {vocab_size} is too small (the 5 special tokens and A, C, G, T come first)")
+    genome = load_genome([fasta] if isinstance(fasta, str) else list(fasta))
+    chunks: list[str] = []
+    used = 0
+    for seq in genome.values():
+        text = seq.tobytes().decode("ascii")
+        for piece in re.split(r"N+", text):
+            for start in range(0, len(piece), chunk_bp):
+                chunk = piece[start : start + chunk_bp]
+                if max_bp is not None and used >= int(max_bp):
+                    break
+                chunks.append(chunk)
+                used += len(chunk)
+    tokenizer = BpeTokenizer.train(chunks, vocab_size=vocab_size)
+    tokenizer.save(output)
+    return tokenizer
