@@ -9,6 +9,7 @@ and an order-k Markov baseline on the same held-out regions).
 from __future__ import annotations
 
 import logging
+import shutil
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -60,8 +61,6 @@ def pretrain(cfg: DictConfig) -> Path:
         if run_dir.exists() and not cfg.get("overwrite"):
             raise BiolmError(f"run_name: {run_dir} already exists; pass ckpt=last to resume it, overwrite=true to replace it, or another run_name=")
         if run_dir.exists():
-            import shutil
-
             shutil.rmtree(run_dir)
         run_dir.mkdir(parents=True)
         OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
