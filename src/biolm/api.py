@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import warnings
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.data.datasets import (
+    Collator,
     SequenceDataModule,
     TokenDataset,
     encode_labels,
@@ -39,7 +39,9 @@ from biolm.runs import (
     instantiate_config,
     load_run,
     publish,
+    quiet_lightning_warnings,
     staging_dir,
+    token_limit,
     write_json,
 )
 from biolm.tasks.callbacks import SafetensorsCheckpoint, save_weights
@@ -90,7 +92,7 @@ def finetune(cfg: DictConfig) -> Path:
     model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
     if pretrained:
         _load_trunk(model, pretrained)
-    max_tokens = _max_tokens(model, cfg)
+    max_tokens = token_limit(model, cfg.data)
     tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in splits.items()}
     trainable, total = count_parameters(model)
     log.info(
@@ -120,10 +122,7 @@ def finetune(cfg: DictConfig) -> Path:
         eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
     )
     checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*number of training batches.*")
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    with quiet_lightning_warnings():
         trainer = build_trainer(cfg, stage, [checkpoint], early_stopping=(monitor, mode))
         trainer.fit(task, datamodule=datamodule)
     if trainer.interrupted:
@@ -178,16 +177,9 @@ def _load_trunk(model: torch.nn.Module, source: Path) -> None:
     log.info("init_from %s: loaded %d trunk tensors", source, len(trunk_state))
 
 
-def _max_tokens(model: torch.nn.Module, cfg: DictConfig) -> int | None:
-    limits = [v for v in (getattr(model, "max_tokens", None), cfg.data.get("max_tokens")) if v]
-    return int(min(limits)) if limits else None
-
-
 @torch.inference_mode()
 def _logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
     """Forward passes in length-sorted batches (little padding); output in input order."""
-    from biolm.data.datasets import Collator
-
     collate = Collator(run.tokenizer.pad_id)
     order = np.argsort([len(t) for t in tokens], kind="stable")
     out = torch.empty((len(tokens), run.labels.num_outputs), dtype=torch.float32)

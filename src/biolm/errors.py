@@ -24,11 +24,21 @@ class InvalidSequenceError(BiolmError):
         self.index = index
         self.position = position
         self.char = char
-        super().__init__(
-            message
-            or (
-                f"sequence {index}: invalid character {char!r} at position {position + 1} "
-                "(accepted: A, C, G, T, N in any case; set tokenizer.invalid=n to read other "
-                "letters as N)"
-            )
+        super().__init__(message or f"sequence {index}: {self.problem}")
+
+    @property
+    def problem(self) -> str:
+        """What is wrong and what is accepted, without saying where the sequence came from."""
+        return (
+            f"invalid character {self.char!r} at position {self.position + 1} "
+            "(accepted: A, C, G, T, N in any case; set tokenizer.invalid=n to read other letters as N)"
         )
+
+
+def find_user_error(exc: BaseException | None) -> BiolmError | None:
+    """The `BiolmError` in an exception's ``__cause__`` chain (Hydra wraps them), if any."""
+    while exc is not None:
+        if isinstance(exc, BiolmError):
+            return exc
+        exc = exc.__cause__
+    return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import warnings
 from datetime import datetime
 from pathlib import Path
 
@@ -18,7 +17,13 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.errors import BiolmError
-from biolm.runs import build_trainer, count_parameters, instantiate_config, write_json
+from biolm.runs import (
+    build_trainer,
+    count_parameters,
+    instantiate_config,
+    quiet_lightning_warnings,
+    write_json,
+)
 from biolm.tasks.callbacks import SafetensorsCheckpoint, save_weights
 
 log = logging.getLogger(__name__)
@@ -78,9 +83,7 @@ def pretrain(cfg: DictConfig) -> Path:
     )
     best = SafetensorsCheckpoint(run_dir, "val/bits_per_base", "min")
     resume = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+    with quiet_lightning_warnings():
         trainer = build_trainer(cfg, run_dir, [best, resume], early_stopping=None)
         trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
     if trainer.interrupted:

@@ -17,8 +17,11 @@ unpickled, and only ``biolm.*`` classes may be named by ``_target_`` in a run's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +34,7 @@ from safetensors.torch import load_file
 
 from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
-from biolm.errors import BiolmError
+from biolm.errors import BiolmError, find_user_error
 from biolm.models import build_sequence_model
 from biolm.tokenizers import load_tokenizer
 
@@ -59,8 +62,13 @@ class Run:
     @property
     def max_tokens(self) -> int | None:
         """Longest token sequence the model accepts (the run's data.max_tokens or the model's limit)."""
-        limits = [v for v in (getattr(self.model, "max_tokens", None), self.cfg.data.get("max_tokens")) if v]
-        return min(limits) if limits else None
+        return token_limit(self.model, self.cfg.data)
+
+
+def token_limit(model: torch.nn.Module, data_cfg: DictConfig) -> int | None:
+    """The tighter of the model's own limit and ``data.max_tokens`` (None: no limit)."""
+    limits = [v for v in (getattr(model, "max_tokens", None), data_cfg.get("max_tokens")) if v]
+    return int(min(limits)) if limits else None
 
 
 def check_targets(node, where: str) -> None:
@@ -124,11 +132,12 @@ def instantiate_config(node: DictConfig, field: str, **kwargs):
     try:
         return instantiate(node, **kwargs)
     except InstantiationException as err:
+        user_error = find_user_error(err)
+        if user_error is not None:
+            raise user_error from None
         cause = err.__cause__
-        while cause is not None and not isinstance(cause, BiolmError) and cause.__cause__ is not None:
+        while cause is not None and cause.__cause__ is not None:
             cause = cause.__cause__
-        if isinstance(cause, BiolmError):
-            raise cause from None
         if isinstance(cause, (FileNotFoundError, OSError)):
             raise BiolmError(f"{field}: {cause}") from None
         message = str(cause or err).strip().splitlines()[0]
@@ -166,6 +175,17 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], e
         enable_checkpointing=any(type(c).__name__ == "ModelCheckpoint" for c in callbacks),
         enable_progress_bar=bool(cfg.get("progress_bar", True)),
     )
+
+
+@contextlib.contextmanager
+def quiet_lightning_warnings() -> Iterator[None]:
+    """Silence Lightning warnings that do not apply to our runs (in-memory data needs no workers;
+    the run folder already holds config and tokenizer when the CSV logger opens it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        yield
 
 
 def write_json(payload: dict, path: Path) -> None:

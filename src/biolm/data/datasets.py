@@ -36,10 +36,7 @@ def tokenize_records(tokenizer, records: SequenceRecords, max_tokens: int | None
     try:
         tokens = tokenizer.encode_batch(records.sequences)
     except InvalidSequenceError as err:
-        raise BiolmError(
-            f"{records.where(err.index)}: invalid character {err.char!r} at position {err.position + 1} "
-            "(accepted: A, C, G, T, N in any case; set tokenizer.invalid=n to read other letters as N)"
-        ) from None
+        raise BiolmError(f"{records.where(err.index)}: {err.problem}") from None
     if max_tokens is not None:
         cut = 0
         for i, ids in enumerate(tokens):

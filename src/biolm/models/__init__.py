@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from biolm.errors import BiolmError
+from biolm.errors import BiolmError, find_user_error
 from biolm.models.bert import BertConfig, BertEncoder, alibi_bias, alibi_slopes
 from biolm.models.cnn import CnnConfig, CnnEncoder
 from biolm.models.heads import (
@@ -31,8 +31,8 @@ from biolm.models.hyena import (
     HyenaLMHead,
     HyenaOperator,
     fft_long_conv,
-    hyena_state_dict_from_hf,
 )
+from biolm.models.hyena_hub import hyena_state_dict_from_hf
 
 __all__ = [
     "BertConfig",
@@ -57,22 +57,13 @@ __all__ = [
 ]
 
 
-def _user_error(exc: BaseException) -> BiolmError | None:
-    """The BiolmError that Hydra wrapped, if any."""
-    while exc is not None:
-        if isinstance(exc, BiolmError):
-            return exc
-        exc = exc.__cause__
-    return None
-
-
 def _build_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int):
     if cfg.get("trunk") is None or "_target_" not in cfg.trunk:
         raise BiolmError("model.trunk._target_: missing (name the trunk class to build)")
     try:
         return instantiate(cfg.trunk, vocab_size=vocab_size, pad_token_id=pad_token_id)
     except InstantiationException as exc:
-        user_error = _user_error(exc)
+        user_error = find_user_error(exc)
         if user_error is not None:
             raise user_error from None
         raise BiolmError(f"model.trunk: could not build {cfg.trunk._target_!r}: {exc}") from exc

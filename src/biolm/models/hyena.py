@@ -17,7 +17,7 @@ float32. Every mixing step is causal, so hidden states at position t depend only
 <= t: right padding never changes real positions. `HyenaEncoder.lm_logits` maps hidden states
 to `(batch, length, vocab)` next-token logits through `HyenaLMHead` (tied to the embedding by
 default) for a causal-LM task. Parameter names follow the Hugging Face port of HyenaDNA
-(`LongSafari/hyenadna-*-hf`): `hyena_state_dict_from_hf` only strips its `hyena.backbone.` prefix.
+(`LongSafari/hyenadna-*-hf`): `biolm.models.hyena_hub.hyena_state_dict_from_hf` only strips its `hyena.backbone.` prefix.
 Structure after HazyResearch/hyena-dna `standalone_hyenadna.py`.
 """
 
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -445,44 +444,3 @@ class HyenaEncoder(nn.Module):
     def lm_logits(self, hidden: Tensor) -> Tensor:
         """Next-token logits `(B, L, vocab_size)` from `(B, L, D)` hidden states."""
         return self.lm_head(hidden)
-
-
-_HF_PREFIXES = ("hyena.backbone.", "backbone.")
-# HyenaDNAForSequenceClassification's head: the task trains its own.
-_HF_DROPPED_PREFIXES = ("score.",)
-
-
-def hyena_state_dict_from_hf(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Map a Hugging Face HyenaDNA state dict onto `HyenaEncoder` names.
-
-    `hyena.backbone.X` (HyenaDNAForCausalLM) or `backbone.X` (HyenaDNAModel) becomes `X`;
-    `lm_head.weight` is kept (filled from the embedding when absent, i.e. tied). Only names
-    change: the tensors are the checkpoint's own, and the encoder's config (d_model, n_layer,
-    max_seq_len, ...) must match the checkpoint's for a strict load.
-
-    Args:
-        sd: checkpoint tensors.
-
-    Returns:
-        A state dict for `HyenaEncoder.load_state_dict(..., strict=True)`.
-
-    Raises:
-        BiolmError: a tensor name outside the HyenaDNA layout.
-    """
-    out: dict[str, Tensor] = {}
-    for name, tensor in sd.items():
-        if name.startswith(_HF_DROPPED_PREFIXES):
-            continue
-        if name == "lm_head.weight":
-            out[name] = tensor
-            continue
-        prefix = next((p for p in _HF_PREFIXES if name.startswith(p)), None)
-        if prefix is None:
-            raise BiolmError(
-                f"HyenaDNA checkpoint: unexpected tensor {name!r} (accepted: names under "
-                f"{', '.join(_HF_PREFIXES)} and lm_head.weight)"
-            )
-        out[name.removeprefix(prefix)] = tensor
-    if "lm_head.weight" not in out and "embeddings.word_embeddings.weight" in out:
-        out["lm_head.weight"] = out["embeddings.word_embeddings.weight"]
-    return out

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from biolm.data.masking import bases_per_predicted_token, causal_lm_labels, mask_tokens
+from biolm.errors import BiolmError
 from biolm.tasks.sequence import configure_adamw
 
 OBJECTIVES = ("mlm", "clm")
@@ -48,8 +49,6 @@ class LanguageModelTask(L.LightningModule):
     ):
         super().__init__()
         if objective not in OBJECTIVES:
-            from biolm.errors import BiolmError
-
             raise BiolmError(f"objective.name: unknown objective {objective!r}; accepted: {', '.join(OBJECTIVES)}")
         self.model = model
         self.tokenizer = tokenizer
