@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -36,6 +35,7 @@ from biolm.runs import (
     Run,
     build_trainer,
     count_parameters,
+    default_run_name,
     instantiate_config,
     load_run,
     publish,
@@ -64,7 +64,7 @@ __all__ = ["finetune", "pretrain", "train_tokenizer", "evaluate", "predict", "pr
 def _run_name(cfg: DictConfig) -> str:
     if cfg.get("run_name"):
         return str(cfg.run_name)
-    return f"{cfg.task.type}-{datetime.now():%Y%m%d-%H%M%S}"
+    return default_run_name(str(cfg.task.type))
 
 
 def finetune(cfg: DictConfig) -> Path:

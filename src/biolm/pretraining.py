@@ -2,15 +2,14 @@
 
 `pretrain` turns a composed ``pretrain`` config into a run folder: ``config.yaml``, ``tokenizer/``,
 ``model.safetensors`` (best held-out bits/base), ``checkpoints/last.ckpt`` (resume with
-``ckpt=last``), ``metrics.csv`` and ``pretrain_metrics.json`` (held-out loss, perplexity, bits/base
-and an order-k Markov baseline on the same held-out regions).
+``ckpt=last``), ``metrics.csv`` and ``pretrain_metrics.json`` (per-epoch validation metrics, then the best weights and an
+order-k Markov baseline scored on every held-out window: ``heldout/*``).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -20,6 +19,7 @@ from biolm.errors import BiolmError
 from biolm.runs import (
     build_trainer,
     count_parameters,
+    default_run_name,
     instantiate_config,
     quiet_lightning_warnings,
     write_json,
@@ -59,7 +59,7 @@ def pretrain(cfg: DictConfig) -> Path:
             f"data.window_bp: {cfg.data.window_bp} bp is {window_tokens} tokens, more than the model's limit of "
             f"{model.max_tokens}; lower data.window_bp or raise the model's maximum length"
         )
-    run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or f"pretrain-{cfg.objective.name}-{datetime.now():%Y%m%d-%H%M%S}")
+    run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or default_run_name(f"pretrain-{cfg.objective.name}"))
     resume_from = _resume_checkpoint(cfg, run_dir)
     # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
     if resume_from is None and rank_zero_only.rank == 0:
@@ -94,11 +94,36 @@ def pretrain(cfg: DictConfig) -> Path:
         save_weights(model, run_dir / "model.safetensors")
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
     metrics.update({"best_val_bits_per_base": best.best, "best_epoch": best.best_epoch, "global_step": trainer.global_step})
-    order = int(cfg.get("baseline", {}).get("markov_order", 0) or 0)
-    if order and datamodule.val_regions:
-        metrics[f"markov{order}_val_bits_per_base"] = _markov_baseline(datamodule, order)
+    metrics.update(_heldout_report(task, datamodule, run_dir / "model.safetensors", int(cfg.get("baseline", {}).get("markov_order", 0) or 0)))
     write_json(metrics, run_dir / "pretrain_metrics.json")
     return run_dir
+
+
+def _heldout_report(task, datamodule, weights: Path, markov_order: int) -> dict[str, float]:
+    """The saved (best) weights and an order-k Markov chain scored on the same held-out tiles.
+
+    Every non-overlapping held-out window is scored (``data.val_windows`` thins only the
+    per-epoch validation). The Markov chain is fitted on the training regions and scores the
+    bases of those same windows from their ``k``-th on; the model scores every base of a window.
+    """
+    from safetensors.torch import load_file
+
+    windows = datamodule.heldout_windows()
+    if windows is None:
+        return {}
+    task.model.load_state_dict(load_file(str(weights)), strict=True)
+    task.to("cpu")
+    scores = task.score(datamodule.loader(windows))
+    report = {f"heldout/{key}": value for key, value in scores.items()}
+    report["heldout/windows"] = float(len(windows))
+    report["heldout/bases"] = float(len(windows) * windows.window_bp)
+    if markov_order:
+        from biolm.models.markov import MarkovChain
+
+        chain = MarkovChain(order=markov_order).fit(datamodule.genome[r.contig][r.start : r.end] for r in datamodule.train_regions)
+        tiles = (windows.locate(i)[0] for i in range(len(windows)))
+        report[f"heldout/markov{markov_order}_bits_per_base"] = float(chain.bits_per_base(datamodule.genome[t.contig][t.start : t.end] for t in tiles))
+    return report
 
 
 def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
@@ -109,17 +134,6 @@ def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
     if not path.exists():
         raise BiolmError(f"ckpt: no checkpoint at {path} (ckpt=last resumes <output_dir>/<run_name>/checkpoints/last.ckpt)")
     return path
-
-
-def _markov_baseline(datamodule, order: int) -> float:
-    """Bits/base of an order-k Markov chain fitted on the training regions, on the held-out ones."""
-    from biolm.models.markov import MarkovChain
-
-    def pieces(regions):
-        return [datamodule.genome[r.contig][r.start : r.end] for r in regions]
-
-    chain = MarkovChain(order=order).fit(pieces(datamodule.train_regions))
-    return float(chain.bits_per_base(pieces(datamodule.val_regions)))
 
 
 def train_tokenizer(fasta, vocab_size: int, output: str, chunk_bp: int = 1000, max_bp: int | None = None):

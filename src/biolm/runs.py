@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import lightning as L
@@ -65,6 +67,20 @@ class Run:
         return token_limit(self.model, self.cfg.data)
 
 
+RUN_STAMP_ENV = "BIOLM_RUN_STAMP"
+
+
+def default_run_name(prefix: str) -> str:
+    """``<prefix>-<date>-<time>``, the same in every DDP rank of one launch.
+
+    Lightning starts ranks 1.. by re-running the command with the parent's environment, so the
+    first rank's timestamp is passed down in ``$BIOLM_RUN_STAMP``. Ranks started by an external
+    launcher on other nodes cannot share it: give multi-node runs an explicit ``run_name``.
+    """
+    stamp = os.environ.setdefault(RUN_STAMP_ENV, f"{datetime.now():%Y%m%d-%H%M%S}")
+    return f"{prefix}-{stamp}"
+
+
 def token_limit(model: torch.nn.Module, data_cfg: DictConfig) -> int | None:
     """The tighter of the model's own limit and ``data.max_tokens`` (None: no limit)."""
     limits = [v for v in (getattr(model, "max_tokens", None), data_cfg.get("max_tokens")) if v]
@@ -101,6 +117,51 @@ def load_run(path: str | Path) -> Run:
     model.load_state_dict(state, strict=True)
     model.eval()
     return Run(run_dir, cfg, tokenizer, labels, model)
+
+
+@dataclass
+class LanguageModelRun:
+    """A pretraining run (``biolm pretrain``) loaded for scoring.
+
+    Attributes:
+        path: the run folder.
+        cfg: its resolved config.
+        tokenizer: the tokenizer it was trained with.
+        objective: ``mlm`` or ``clm``.
+        model: the `LanguageModel` (trunk + LM head) in eval mode, on CPU.
+    """
+
+    path: Path
+    cfg: DictConfig
+    tokenizer: object
+    objective: str
+    model: torch.nn.Module
+
+
+def load_language_model_run(path: str | Path) -> LanguageModelRun:
+    """Load a pretraining run folder (``config.yaml`` with ``objective.name``, ``tokenizer/``, ``model.safetensors``).
+
+    Raises:
+        BiolmError: the folder is missing, incomplete, or not a pretraining run.
+    """
+    from biolm.models import build_language_model
+
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise BiolmError(f"run: no run folder at {run_dir}")
+    missing = [name for name in ("config.yaml", "model.safetensors", "tokenizer") if not (run_dir / name).exists()]
+    if missing:
+        raise BiolmError(f"run: {run_dir} is not a complete biolm pretraining run (missing: {', '.join(missing)})")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    objective = OmegaConf.select(cfg, "objective.name")
+    if objective not in ("mlm", "clm"):
+        raise BiolmError(f"run: {run_dir / 'config.yaml'} has objective.name={objective!r}; a language-model run has mlm or clm")
+    check_targets(cfg.model, f"{run_dir / 'config.yaml'} model")
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
+    model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+    model.load_state_dict(load_file(str(run_dir / "model.safetensors")), strict=True)
+    model.eval()
+    return LanguageModelRun(run_dir, cfg, tokenizer, str(objective), model)
 
 
 def staging_dir(final: Path, overwrite: bool) -> Path:

@@ -55,12 +55,38 @@ def _pretrain(genome, out, name, *extra):
 def test_pretrain_writes_a_run_with_bits_per_base_and_the_markov_baseline(genome, tmp_path):
     run = _pretrain(genome, tmp_path, "p", "trainer.max_epochs=2")
     metrics = json.loads((run / "pretrain_metrics.json").read_text())
-    assert {"val/loss", "val/perplexity", "val/bits_per_base", "markov2_val_bits_per_base"} <= set(metrics)
+    assert {"val/loss", "val/perplexity", "val/bits_per_base", "heldout/bits_per_base", "heldout/markov2_bits_per_base"} <= set(metrics)
     # char tokens: one base per predicted token, so bits/base is nats/token over ln 2
     assert metrics["val/bits_per_base"] == pytest.approx(metrics["val/loss"] / np.log(2), rel=1e-5)
     assert metrics["val/perplexity"] == pytest.approx(np.exp(metrics["val/loss"]), rel=1e-5)
+    # the final report scores every held-out tile (two 1500 bp tails / 200 bp = 7 + 7), not the 8 validated each epoch
+    assert metrics["heldout/windows"] == 14 and metrics["heldout/bases"] == 14 * 200
+    # causal LM over [CLS] w [SEP]: every base of every tile is predicted once ([SEP] is not a target)
+    assert metrics["heldout/predicted_tokens"] == 14 * 200
+    # the Markov chain is fitted on the first 90% of each contig and scores exactly those tiles
+    from biolm.models.markov import MarkovChain
+
+    text = genome.read_text().split()
+    a, b = text[1], text[3]
+    chain = MarkovChain(order=2).fit([a[:13500], b[:13500]])
+    tiles = [seq[13500 + i * 200 : 13500 + (i + 1) * 200] for seq in (a, b) for i in range(7)]
+    assert metrics["heldout/markov2_bits_per_base"] == pytest.approx(chain.bits_per_base(tiles), rel=1e-9)
     assert {"config.yaml", "tokenizer", "model.safetensors", "metrics.csv", "checkpoints"} <= {p.name for p in run.iterdir()}
     assert (run / "checkpoints" / "last.ckpt").exists()
+
+
+def test_length_warmup_grows_the_training_windows(genome, tmp_path, monkeypatch):
+    seen: dict[int, set[int]] = {}
+    original = LanguageModelTask.training_step
+
+    def record(self, batch, batch_idx):
+        seen.setdefault(self.current_epoch, set()).add(int(batch["attention_mask"].sum(dim=1).max()))
+        return original(self, batch, batch_idx)
+
+    monkeypatch.setattr(LanguageModelTask, "training_step", record)
+    _pretrain(genome, tmp_path, "warm", "trainer.max_epochs=3", "data.length_warmup.min_bp=50", "data.length_warmup.epochs=2")
+    # 50, 100, then the full 200 bp, each window between [CLS] and [SEP]
+    assert seen == {0: {52}, 1: {102}, 2: {202}}
 
 
 def test_resume_equals_uninterrupted_training(genome, tmp_path, monkeypatch):
@@ -137,8 +163,9 @@ class _UniformOverBases(torch.nn.Module):
         self.bias[allowed] = 0.0
         self.max_tokens = None
 
-    def forward(self, input_ids, attention_mask):
-        return self.bias.expand(*input_ids.shape, -1)
+    def forward(self, input_ids, attention_mask, positions=None):
+        logits = self.bias.expand(*input_ids.shape, -1)
+        return logits if positions is None else logits[positions]
 
 
 @pytest.mark.parametrize(

@@ -83,3 +83,16 @@ def test_builder_accepts_plain_dict_and_names_bad_values():
 def test_builder_errors_name_the_key(cfg, field):
     with pytest.raises(BiolmError, match=field):
         build_sequence_model(cfg, vocab_size=16, pad_token_id=0, num_outputs=2)
+
+
+@pytest.mark.parametrize("name", ["bert_tiny", "hyena_tiny"])
+def test_language_model_scores_selected_positions_like_the_full_output(name):
+    from biolm.models import build_language_model
+
+    torch.manual_seed(0)
+    model = build_language_model(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"), vocab_size=12, pad_token_id=0).eval()
+    ids = torch.randint(5, 12, (2, 20))
+    mask = torch.ones_like(ids, dtype=torch.bool)
+    picked = torch.rand(2, 20) < 0.3
+    full = model(ids, mask)  # (2, 20, 12)
+    torch.testing.assert_close(model(ids, mask, picked), full[picked], rtol=1e-5, atol=1e-5)

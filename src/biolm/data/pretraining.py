@@ -76,20 +76,8 @@ class GenomeDataModule(L.LightningDataModule):
             rc_prob=float(data_cfg.rc_prob),
             max_n_fraction=float(data_cfg.max_n_fraction),
         )
-        self.val_set = (
-            GenomeWindowDataset(
-                genome,
-                val_regions,
-                window_bp=self.window_bp,
-                windows_per_epoch=int(data_cfg.val_windows),
-                seed=seed,
-                rc_prob=0.0,
-                max_n_fraction=float(data_cfg.max_n_fraction),
-                deterministic_positions=True,
-            )
-            if val_regions
-            else None
-        )
+        self.max_n_fraction = float(data_cfg.max_n_fraction)
+        self.val_set = self._tiles(int(data_cfg.val_windows)) if val_regions else None
         self.collate = TokenizingCollator(tokenizer)
         self.batch_size = int(data_cfg.batch_size)
         self.num_workers = int(data_cfg.num_workers)
@@ -112,7 +100,27 @@ class GenomeDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate, num_workers=self.num_workers)
 
+    def _tiles(self, cap: int) -> GenomeWindowDataset:
+        """Fixed non-overlapping windows over the held-out regions (``cap`` evenly spaced ones; 0: all)."""
+        return GenomeWindowDataset(
+            self.genome,
+            self.val_regions,
+            window_bp=self.window_bp,
+            windows_per_epoch=cap,
+            rc_prob=0.0,
+            max_n_fraction=self.max_n_fraction,
+            deterministic_positions=True,
+        )
+
     def val_dataloader(self) -> DataLoader:
         if self.val_set is None:
             return []
         return DataLoader(self.val_set, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate, num_workers=self.num_workers)
+
+    def heldout_windows(self) -> GenomeWindowDataset | None:
+        """Every held-out tile (``data.val_windows`` only thins the per-epoch validation), for the final report."""
+        return self._tiles(0) if self.val_regions else None
+
+    def loader(self, windows: GenomeWindowDataset) -> DataLoader:
+        """Batches of fixed windows, in order."""
+        return DataLoader(windows, batch_size=self.batch_size, shuffle=False, collate_fn=self.collate, num_workers=self.num_workers)

@@ -168,7 +168,14 @@ class LanguageModel(nn.Module):
         """Longest input the trunk accepts in tokens (None: no hard limit)."""
         return self.trunk.max_tokens
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor | None = None) -> Tensor:
+        """`(B, L)` ids + mask -> `(B, L, V)` logits, or `(N, V)` at the N True ``positions`` `(B, L)`.
+
+        Scoring only the predicted positions (MLM's masked 15%) spares the vocabulary projection
+        of every other token, most of the cost with 4096 k-mers or BPE tokens.
+        """
         hidden = self.trunk(input_ids, attention_mask)
+        if positions is not None:
+            hidden = hidden[positions]  # (N, D)
         logits = self.trunk.lm_logits(hidden) if self.head is None else self.head(hidden)
         return logits[..., : self.vocab_size]

@@ -72,9 +72,10 @@ class LanguageModelTask(L.LightningModule):
     def _nll(self, batch, generator: torch.Generator | None) -> tuple[torch.Tensor, int]:
         """Summed cross-entropy (nats) over predicted tokens, and how many there were."""
         inputs, labels, mask = self._inputs_and_labels(batch, generator)
-        logits = self.model(inputs, mask)  # (B, L, V)
-        total = F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
-        return total, int((labels != -100).sum())
+        predicted = labels != -100  # (B, L)
+        logits = self.model(inputs, mask, predicted)  # (N, V): only the predicted positions
+        total = F.cross_entropy(logits.float(), labels[predicted], reduction="sum")
+        return total, int(predicted.sum())
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         # Masks and dropout drawn from (seed, epoch, batch, rank): a run resumed from a checkpoint
@@ -95,11 +96,38 @@ class LanguageModelTask(L.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._val_nll, self._val_tokens = 0.0, 0
 
+    def _validation_generator(self, batch_idx: int) -> torch.Generator:
+        return torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + batch_idx)
+
     def validation_step(self, batch, batch_idx):
-        generator = torch.Generator(device="cpu").manual_seed(self.seed * 1_000_003 + batch_idx)
-        total, count = self._nll(batch, generator)
+        total, count = self._nll(batch, self._validation_generator(batch_idx))
         self._val_nll += float(total)
         self._val_tokens += count
+
+    @torch.inference_mode()
+    def score(self, loader) -> dict[str, float]:
+        """Held-out metrics of the current weights over every batch of ``loader`` (same masks as validation).
+
+        Returns:
+            ``loss`` (nats per predicted token), ``perplexity``, ``bits_per_base`` and ``predicted_tokens``.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        nll, tokens = 0.0, 0
+        for batch_idx, batch in enumerate(loader):
+            batch = {key: value.to(self.device) for key, value in batch.items()}
+            total, count = self._nll(batch, self._validation_generator(batch_idx))
+            nll, tokens = nll + float(total), tokens + count
+        self.model.train(was_training)
+        if tokens == 0:
+            raise BiolmError("no token to score: the held-out windows are empty")
+        loss = nll / tokens
+        return {
+            "loss": loss,
+            "perplexity": math.exp(min(loss, 50.0)),
+            "bits_per_base": loss / math.log(2) / self.bases_per_token,
+            "predicted_tokens": float(tokens),
+        }
 
     def on_validation_epoch_end(self) -> None:
         totals = torch.tensor([self._val_nll, float(self._val_tokens)], dtype=torch.float64, device=self.device)
