@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,8 +19,8 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from biolm.data.augment import AugmentedSequenceDataset, check_augment
 from biolm.data.datasets import (
-    Collator,
     SequenceDataModule,
     TokenDataset,
     encode_labels,
@@ -28,9 +29,19 @@ from biolm.data.datasets import (
 )
 from biolm.data.io import SequenceRecords, read_records, write_table
 from biolm.data.labels import LabelSpec
+from biolm.data.windows import check_window, split_into_windows
 from biolm.errors import BiolmError
 from biolm.models import build_sequence_model
+from biolm.models.adapters import (
+    adapter_bytes,
+    adapter_name,
+    apply_adapter,
+    is_adapted,
+    write_base_record,
+)
+from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer
+from biolm.report import write_report
 from biolm.runs import (
     Run,
     build_trainer,
@@ -38,27 +49,27 @@ from biolm.runs import (
     default_run_name,
     instantiate_config,
     load_run,
+    load_trunk,
     publish,
     quiet_lightning_warnings,
     staging_dir,
     token_limit,
     write_json,
 )
-from biolm.tasks.callbacks import SafetensorsCheckpoint, save_weights
+from biolm.tasks.callbacks import SafetensorsCheckpoint, save_model, save_weights
 from biolm.tasks.metrics import (
     build_metrics,
     metric_mode,
     metric_targets,
-    predictions_from_logits,
 )
-from biolm.tasks.sequence import SequenceTask
+from biolm.tasks.sequence import SequenceTask, class_weights
 from biolm.tokenizers import load_tokenizer
 
 log = logging.getLogger(__name__)
 
 
 
-__all__ = ["finetune", "pretrain", "train_tokenizer", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run"]
+__all__ = ["finetune", "merge_adapter", "pretrain", "train_tokenizer", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run"]
 
 
 def _run_name(cfg: DictConfig) -> str:
@@ -78,6 +89,9 @@ def finetune(cfg: DictConfig) -> Path:
     """
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     pretrained = _adopt_pretrained(cfg) if cfg.get("init_from") else None
+    adapter = adapter_name(cfg.get("adapter"))
+    if adapter != "none" and pretrained is None:
+        raise BiolmError(f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run>")
     tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else instantiate_config(cfg.tokenizer, "tokenizer")
     splits = load_splits(cfg.data, cfg.task.type)
     train = splits["train"]
@@ -88,21 +102,25 @@ def finetune(cfg: DictConfig) -> Path:
         delimiter=cfg.data.label_delimiter,
         positive_label=cfg.task.get("positive_label"),
     )
-    targets = {name: encode_labels(spec, records) for name, records in splits.items()}
     model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
     if pretrained:
-        _load_trunk(model, pretrained)
+        load_trunk(model, pretrained)
+        log.info("init_from %s: trunk weights loaded", pretrained)
+    model = apply_adapter(model, cfg.get("adapter"))
     max_tokens = token_limit(model, cfg.data)
-    tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in splits.items()}
+    fit_sets = _training_records(cfg, splits, tokenizer, max_tokens)
+    targets = {name: encode_labels(spec, records) for name, records in fit_sets.items()}
+    tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in fit_sets.items()}
     trainable, total = count_parameters(model)
     log.info(
-        "data: %s | labels: %s %s | model: %s trainable of %s parameters (%.1f%%)",
-        ", ".join(f"{n} {len(r)}" for n, r in splits.items()),
+        "data: %s | labels: %s %s | model: %s trainable of %s parameters (%.2f%%)%s",
+        ", ".join(f"{n} {len(r)}" + (f" ({len(fit_sets[n])} windows)" if len(fit_sets[n]) != len(r) else "") for n, r in splits.items()),
         spec.task,
         spec.classes or "(values)",
         f"{trainable:,}",
         f"{total:,}",
         100.0 * trainable / max(total, 1),
+        f" | adapter: {adapter}" if adapter != "none" else "",
     )
 
     final = Path(cfg.output_dir) / _run_name(cfg)
@@ -110,12 +128,23 @@ def finetune(cfg: DictConfig) -> Path:
     OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
     tokenizer.save(stage / "tokenizer")
     spec.to_json(stage / "labels.json")
+    if adapter != "none":
+        write_base_record(stage / "adapter", pretrained)
 
     monitor = f"val/{cfg.task.monitor}"
     mode = metric_mode(cfg.task.monitor)
-    task = SequenceTask(model, spec, monitor=cfg.task.monitor, **cfg.optim)
+    weights = class_weights(spec.task, targets["train"], cfg.task.get("class_weights"), max(len(spec.classes), 1))
+    task = SequenceTask(model, spec, monitor=cfg.task.monitor, class_weights=weights, **cfg.optim)
+    augment = cfg.data.get("augment") or {}
+    rc_prob, substitution_rate = float(augment.get("rc_prob", 0.0)), float(augment.get("substitution_rate", 0.0))
+    check_augment(rc_prob, substitution_rate)
+    train_set = (
+        AugmentedSequenceDataset(fit_sets["train"].sequences, targets["train"], tokenizer, max_tokens, int(cfg.seed), rc_prob, substitution_rate)
+        if rc_prob or substitution_rate
+        else TokenDataset(tokens["train"], targets["train"])
+    )
     datamodule = SequenceDataModule(
-        {name: TokenDataset(tokens[name], targets[name]) for name in ("train", "val")},
+        {"train": train_set, "val": TokenDataset(tokens["val"], targets["val"])},
         tokenizer.pad_id,
         batch_size=int(cfg.data.batch_size),
         num_workers=int(cfg.data.num_workers),
@@ -129,19 +158,75 @@ def finetune(cfg: DictConfig) -> Path:
         raise BiolmError(f"training interrupted; the unfinished run is left in {stage}")
     if checkpoint.best is None:
         log.warning("%s never produced a finite value; keeping the last weights", monitor)
-        save_weights(model, stage / "model.safetensors")
+        save_model(model, stage)
 
     run = load_run(stage)
     test = splits["test"]
-    frame = predict_records(run, test, tokens=tokens["test"])
+    frame = predict_records(run, test, tokens=tokens["test"] if fit_sets["test"] is test else None)
     metrics = compute_metrics(run.labels, frame, targets["test"])
     metrics.update({"n_test": len(test), "monitor": monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
+    metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
     write_json(metrics, stage / "test_metrics.json")
     frame.insert(1, "label", test.labels)
     write_table(frame, str(stage / "test_predictions.csv"))
+    write_report(stage, {name: len(r) for name, r in splits.items()})
     publish(stage, final)
     log.info("run written to %s", final)
     return final
+
+
+def merge_adapter(run: Run | str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Fold a LoRA run's adapter into its base weights and write a plain run folder.
+
+    The new folder has the same config (``adapter.name: none``, ``merged_from`` recorded),
+    tokenizer, labels and metrics, and a full ``model.safetensors``; its predictions equal the
+    adapter run's, and it no longer needs the pretrained run.
+
+    Args:
+        run: a LoRA run folder (or loaded `Run`).
+        out: the folder to write.
+        overwrite: replace ``out`` if it exists.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    if not is_adapted(run.model):
+        raise BiolmError(f"run: {run.path} has no adapter/ (not a LoRA run); nothing to merge")
+    merged = run.model.merge_and_unload()
+    final = Path(out)
+    stage = staging_dir(final, overwrite)
+    cfg = run.cfg.copy()
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.adapter = {"name": "none"}
+        cfg.merged_from = str(run.path)
+    OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
+    run.tokenizer.save(stage / "tokenizer")
+    run.labels.to_json(stage / "labels.json")
+    for name in ("metrics.csv", "checkpoint.json", "test_metrics.json", "test_predictions.csv"):
+        if (run.path / name).exists():
+            shutil.copy2(run.path / name, stage / name)
+    save_weights(merged, stage / "model.safetensors")
+    publish(stage, final)
+    log.info("merged %s (adapter %.1f KB) into %s (%.1f KB)", run.path, adapter_bytes(run.path / "adapter") / 1e3, final, (final / "model.safetensors").stat().st_size / 1e3)
+    return final
+
+
+def _training_records(cfg: DictConfig, splits: dict[str, SequenceRecords], tokenizer, max_tokens: int | None) -> dict[str, SequenceRecords]:
+    """Train/val records as the model sees them: cut into ``data.window`` windows (each with its
+    sequence's label) when windowing is on; test records stay whole (prediction windows them)."""
+    window_cfg = cfg.data.get("window") or {}
+    window = check_window(window_cfg.get("size"), window_cfg.get("stride"))
+    if window is None:
+        return dict(splits)
+    window_tokens = len(tokenizer.encode_batch(["A" * window[0]])[0])
+    if max_tokens is not None and window_tokens > max_tokens:
+        raise BiolmError(
+            f"data.window.size={window[0]} bp is {window_tokens} tokens, more than the model's limit of {max_tokens}; lower data.window.size"
+        )
+    out = {name: split_into_windows(records, *window).records for name, records in splits.items() if name != "test"}
+    out["test"] = splits["test"]
+    return out
 
 
 def _adopt_pretrained(cfg: DictConfig) -> Path:
@@ -161,79 +246,6 @@ def _adopt_pretrained(cfg: DictConfig) -> Path:
         cfg.model.trunk = source_cfg.model.trunk
     log.info("init_from %s: its tokenizer and trunk (%s) replace tokenizer= and model.trunk", source, source_cfg.model.trunk._target_)
     return source
-
-
-def _load_trunk(model: torch.nn.Module, source: Path) -> None:
-    """Copy the ``trunk.*`` weights of a pretrained run into ``model.trunk`` (strict)."""
-    from safetensors.torch import load_file
-
-    state = load_file(str(source / "model.safetensors"))
-    trunk_state = {key[len("trunk.") :]: value for key, value in state.items() if key.startswith("trunk.")}
-    result = model.trunk.load_state_dict(trunk_state, strict=False)
-    if result.missing_keys or result.unexpected_keys:
-        raise BiolmError(
-            f"init_from: {source} weights do not fit the trunk (missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
-        )
-    log.info("init_from %s: loaded %d trunk tensors", source, len(trunk_state))
-
-
-@torch.inference_mode()
-def _logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
-    """Forward passes in length-sorted batches (little padding); output in input order."""
-    collate = Collator(run.tokenizer.pad_id)
-    order = np.argsort([len(t) for t in tokens], kind="stable")
-    out = torch.empty((len(tokens), run.labels.num_outputs), dtype=torch.float32)
-    for start in range(0, len(order), batch_size):
-        pick = order[start : start + batch_size]
-        batch = collate([(tokens[i], None, int(i)) for i in pick])
-        logits = run.model(batch["input_ids"], batch["attention_mask"]).logits
-        out[torch.from_numpy(pick)] = logits.float()
-    return out
-
-
-def predict_records(run: Run, records: SequenceRecords, batch_size: int = 64, tokens: Sequence[np.ndarray] | None = None) -> pd.DataFrame:
-    """Predict every record of a file-backed table (errors name the record's file and line)."""
-    if tokens is None:
-        tokens = tokenize_records(run.tokenizer, records, run.max_tokens)
-    spec = run.labels
-    values = predictions_from_logits(spec.task, _logits(run, tokens, batch_size), spec.mean, spec.std).numpy()
-    frame = pd.DataFrame({"id": records.ids})
-    if spec.task == "regression":
-        frame["prediction"] = values
-        return frame
-    if spec.task == "binary":
-        frame[f"prob_{spec.classes[0]}"] = 1.0 - values
-        frame[f"prob_{spec.classes[1]}"] = values
-        frame["prediction"] = np.where(values >= 0.5, spec.classes[1], spec.classes[0])
-        return frame
-    for j, name in enumerate(spec.classes):
-        frame[f"prob_{name}"] = values[:, j]
-    if spec.task == "multiclass":
-        frame["prediction"] = [spec.classes[j] for j in values.argmax(axis=1)]
-    else:
-        frame["prediction"] = [spec.delimiter.join(spec.classes[j] for j in np.flatnonzero(row >= 0.5)) for row in values]
-    return frame
-
-
-def predict(run: Run | str | Path, sequences: Sequence[str], ids: Sequence[str] | None = None, batch_size: int = 64) -> pd.DataFrame:
-    """Predict raw sequences with a trained run.
-
-    Args:
-        run: a loaded `Run` or a run folder.
-        sequences: nucleotide strings (any case; the run's tokenizer policy applies to other letters).
-        ids: optional ids (default ``seq0``, ``seq1``, ...).
-        batch_size: sequences per forward pass.
-
-    Returns:
-        One row per sequence: ``id``, ``prob_<class>`` columns (classification) and ``prediction``.
-    """
-    if not isinstance(run, Run):
-        run = load_run(run)
-    ids = list(ids) if ids is not None else [f"seq{i}" for i in range(len(sequences))]
-    if len(ids) != len(sequences):
-        raise BiolmError(f"ids: {len(ids)} ids for {len(sequences)} sequences")
-    records = SequenceRecords("sequences", ids, list(sequences), None, list(range(len(sequences))), "index")
-    return predict_records(run, records, batch_size)
 
 
 def compute_metrics(spec: LabelSpec, frame: pd.DataFrame, targets: np.ndarray) -> dict[str, float]:

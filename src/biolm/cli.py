@@ -30,9 +30,12 @@ COMMANDS: dict[str, str] = {
     "evaluate": "metrics of a trained run on another labelled file",
     "predict": "predictions of a trained run for a FASTA/CSV/TSV/Parquet file or stdin",
     "compare": "side-by-side test metrics of runs (and published numbers)",
+    "report": "(re)write the plots and report.md of a finetune run folder",
     "tokenizer train": "train a DNABERT-2-style BPE tokenizer on FASTA genomes",
+    "adapter merge": "fold a LoRA run's adapter into its base weights: a plain run folder for deployment",
 }
 CONFIG_DIR_ENV = "BIOLM_CONFIG_DIR"
+CONFIG_SUBDIRS: dict[str, str] = {}  # commands whose configs live in their own Hydra root under configs/
 
 
 def config_dir() -> Path:
@@ -45,18 +48,18 @@ def config_dir() -> Path:
     raise BiolmError(f"cannot find the configs folder; set {CONFIG_DIR_ENV}")
 
 
-def _group_options(group: str) -> list[str]:
-    folder = config_dir() / group
+def _group_options(group: str, root: Path | None = None) -> list[str]:
+    folder = (root or config_dir()) / group
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
 
-def _composition_error(err: Exception) -> BiolmError:
+def _composition_error(err: Exception, root: Path | None = None) -> BiolmError:
     """Turn Hydra's multi-line composition errors into one line that says what is accepted."""
     text = str(err)
-    missing = re.search(r"Could not find '([^/']+)/([^']+)'", text)
+    missing = re.search(r"Could not (?:find|load) '([^/']+)/([^']+)'", text)
     if missing:
         group, name = missing.groups()
-        options = _group_options(group)
+        options = _group_options(group, root)
         return BiolmError(f"unknown {group} {name!r}; available: {', '.join(options) or '(none)'}")
     unknown = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
     if unknown:
@@ -75,11 +78,12 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
     from omegaconf.errors import OmegaConfBaseException
 
     GlobalHydra.instance().clear()
+    root = config_dir() / CONFIG_SUBDIRS.get(command.split("_")[0], "")
     try:
-        with initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        with initialize_config_dir(config_dir=str(root), version_base=None):
             return hydra_compose(config_name=command, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
-        raise _composition_error(err) from None
+        raise _composition_error(err, root) from None
 
 
 def _setup_logging() -> None:
@@ -151,6 +155,13 @@ def cmd_tokenizer_train(cfg: DictConfig) -> None:
     logging.getLogger(__name__).info("BPE tokenizer with %d tokens written to %s", tokenizer.vocab_size, cfg.output)
 
 
+def cmd_adapter_merge(cfg: DictConfig) -> None:
+    from biolm import api
+
+    out = api.merge_adapter(_required(cfg, "run", "pass run=runs/<lora-run>"), _required(cfg, "out", "pass out=<folder to write>"), bool(cfg.overwrite))
+    logging.getLogger(__name__).info("plain run folder written to %s", out)
+
+
 def cmd_evaluate(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import atomic_path
@@ -177,7 +188,7 @@ def cmd_predict(cfg: DictConfig) -> None:
         label_column=None,
         id_column=cfg.get("id_column") or "id",
     )
-    frame = api.predict_records(run, records, batch_size=int(cfg.batch_size))
+    frame = api.predict_records(run, records, batch_size=int(cfg.batch_size), aggregate=cfg.get("aggregate"), rc_average=cfg.get("rc_average"))
     output = str(cfg.get("output") or "-")
     write_table(frame, output)
     if output != "-":
@@ -204,13 +215,21 @@ def cmd_compare(cfg: DictConfig) -> None:
         write_table(table, str(cfg.output))
 
 
+def cmd_report(cfg: DictConfig) -> None:
+    from biolm.report import write_report
+
+    write_report(Path(_required(cfg, "run", "pass run=runs/<name>")))
+
+
 HANDLERS: dict[str, Callable[[DictConfig], None]] = {
     "finetune": cmd_finetune,
     "pretrain": cmd_pretrain,
     "evaluate": cmd_evaluate,
     "predict": cmd_predict,
     "compare": cmd_compare,
+    "report": cmd_report,
     "tokenizer train": cmd_tokenizer_train,
+    "adapter merge": cmd_adapter_merge,
 }
 
 

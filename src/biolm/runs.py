@@ -6,6 +6,7 @@ Layout of ``runs/<name>/``::
     tokenizer/           tokenizer files in Hugging Face formats + biolm_tokenizer.json
     labels.json          task type and label map (`LabelSpec`)
     model.safetensors    best weights (by the monitored validation metric)
+    adapter/             LoRA runs instead: peft adapter (LoRA + head) and base.json (the pretrained run + SHA-256)
     checkpoint.json      which epoch/step/metric value those weights come from
     metrics.csv          per-step / per-epoch training and validation log (Lightning CSVLogger)
     test_metrics.json    final test metrics
@@ -97,15 +98,20 @@ def check_targets(node, where: str) -> None:
 
 
 def load_run(path: str | Path) -> Run:
-    """Load a run folder for evaluation or prediction.
+    """Load a run folder for evaluation or prediction (a LoRA run: its base weights, then its adapter).
 
     Raises:
         BiolmError: the folder is missing or incomplete.
     """
+    from biolm.models.adapters import check_base, load_adapter
+
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise BiolmError(f"run: no run folder at {run_dir}")
-    missing = [name for name in REQUIRED_FILES if not (run_dir / name).exists()]
+    adapter_dir = run_dir / "adapter"
+    adapted = (adapter_dir / "adapter_model.safetensors").exists()
+    required = [name for name in REQUIRED_FILES if not (adapted and name == "model.safetensors")]
+    missing = [name for name in required if not (run_dir / name).exists()]
     if missing:
         raise BiolmError(f"run: {run_dir} is not a complete biolm run folder (missing: {', '.join(missing)})")
     cfg = OmegaConf.load(run_dir / "config.yaml")
@@ -113,10 +119,24 @@ def load_run(path: str | Path) -> Run:
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     labels = LabelSpec.from_json(run_dir / "labels.json")
     model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, labels.num_outputs)
-    state = load_file(str(run_dir / "model.safetensors"))
-    model.load_state_dict(state, strict=True)
+    if adapted:
+        load_trunk(model, check_base(adapter_dir))
+        model = load_adapter(model, adapter_dir)
+    else:
+        model.load_state_dict(load_file(str(run_dir / "model.safetensors")), strict=True)
     model.eval()
     return Run(run_dir, cfg, tokenizer, labels, model)
+
+
+def load_trunk(model: torch.nn.Module, source: Path) -> None:
+    """Copy the ``trunk.*`` weights of a pretrained run into ``model.trunk`` (every tensor must fit)."""
+    state = load_file(str(Path(source) / "model.safetensors"))
+    trunk_state = {key[len("trunk.") :]: value for key, value in state.items() if key.startswith("trunk.")}
+    result = model.trunk.load_state_dict(trunk_state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise BiolmError(
+            f"init_from: {source} weights do not fit the trunk (missing {result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]})"
+        )
 
 
 @dataclass

@@ -38,15 +38,25 @@ def tokenize_records(tokenizer, records: SequenceRecords, max_tokens: int | None
     except InvalidSequenceError as err:
         raise BiolmError(f"{records.where(err.index)}: {err.problem}") from None
     if max_tokens is not None:
-        cut = 0
-        for i, ids in enumerate(tokens):
-            if len(ids) > max_tokens:
-                end = ids[-1:] if getattr(tokenizer, "add_special_tokens", True) else ids[max_tokens - 1 : max_tokens]
-                tokens[i] = np.concatenate([ids[: max_tokens - 1], end])
-                cut += 1
+        cut = sum(len(ids) > max_tokens for ids in tokens)
+        tokens = [truncate_tokens(tokenizer, ids, max_tokens) for ids in tokens]
         if cut:
-            log.warning("%s: %d of %d sequences truncated to %d tokens (the model's limit)", records.source, cut, len(tokens), max_tokens)
+            log.warning(
+                "%s: %d of %d sequences truncated to %d tokens (the model's limit; data.window.size cuts long inputs into windows instead)",
+                records.source,
+                cut,
+                len(tokens),
+                max_tokens,
+            )
     return tokens
+
+
+def truncate_tokens(tokenizer, ids: np.ndarray, max_tokens: int | None) -> np.ndarray:
+    """The first ``max_tokens - 1`` tokens and the closing special token (unchanged when short enough)."""
+    if max_tokens is None or len(ids) <= max_tokens:
+        return ids
+    end = ids[-1:] if getattr(tokenizer, "add_special_tokens", True) else ids[max_tokens - 1 : max_tokens]
+    return np.concatenate([ids[: max_tokens - 1], end])
 
 
 class TokenDataset(Dataset):
@@ -153,6 +163,11 @@ class SequenceDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch to a training set that augments per epoch."""
+        if hasattr(self.datasets["train"], "set_epoch"):
+            self.datasets["train"].set_epoch(epoch)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)

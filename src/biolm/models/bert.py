@@ -225,6 +225,8 @@ class BertEncoder(nn.Module):
         **kwargs: `BertConfig` fields.
     """
 
+    lora_target_modules = ("qkv",)  # default LoRA targets: the fused query/key/value projection (LoRA on attention, as in the LoRA paper)
+
     def __init__(self, vocab_size: int, pad_token_id: int = 0, **kwargs: object):
         super().__init__()
         self.config = config_from_kwargs(BertConfig, kwargs, "BertEncoder")

@@ -366,6 +366,8 @@ class HyenaEncoder(nn.Module):
         **kwargs: `HyenaConfig` fields.
     """
 
+    lora_target_modules = ("in_proj", "out_proj")  # default LoRA targets: the Hyena operators' input and output projections
+
     def __init__(self, vocab_size: int, pad_token_id: int = 0, **kwargs: object):
         super().__init__()
         self.config = config_from_kwargs(HyenaConfig, kwargs, "HyenaEncoder")

@@ -24,8 +24,18 @@ def save_weights(module, path: str | Path) -> None:
         save_file(state, str(tmp))
 
 
+def save_model(model, run_dir: str | Path) -> None:
+    """The run's weights: ``adapter/`` for a LoRA model (base weights stay in the pretrained run), else ``model.safetensors``."""
+    from biolm.models.adapters import is_adapted, save_adapter
+
+    if is_adapted(model):
+        save_adapter(model, Path(run_dir) / "adapter")
+    else:
+        save_weights(model, Path(run_dir) / "model.safetensors")
+
+
 class SafetensorsCheckpoint(L.Callback):
-    """Save ``task.model`` to ``<run>/model.safetensors`` whenever ``monitor`` improves.
+    """Save ``task.model`` to ``<run>/model.safetensors`` (LoRA: ``<run>/adapter/``) whenever ``monitor`` improves.
 
     Args:
         run_dir: the run folder.
@@ -34,7 +44,7 @@ class SafetensorsCheckpoint(L.Callback):
     """
 
     def __init__(self, run_dir: str | Path, monitor: str, mode: str = "max"):
-        self.path = Path(run_dir) / "model.safetensors"
+        self.run_dir = Path(run_dir)
         self.monitor = monitor
         self.mode = mode
         self.best: float | None = None
@@ -55,7 +65,7 @@ class SafetensorsCheckpoint(L.Callback):
         if math.isnan(value) or not self._better(value):
             return
         self.best, self.best_epoch = value, trainer.current_epoch
-        save_weights(pl_module.model, self.path)
+        save_model(pl_module.model, self.run_dir)
         summary = {"monitor": self.monitor, "mode": self.mode, "best": value, "epoch": trainer.current_epoch, "step": trainer.global_step}
-        with atomic_path(self.path.with_name("checkpoint.json")) as tmp:
+        with atomic_path(self.run_dir / "checkpoint.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2) + "\n")

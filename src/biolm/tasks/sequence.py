@@ -10,10 +10,12 @@ and AdamW with linear warm-up then linear decay, stepped every optimiser step.
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from biolm.data.labels import LabelSpec
+from biolm.errors import BiolmError
 from biolm.tasks.metrics import build_metrics, metric_targets, predictions_from_logits
 
 NO_DECAY = ("bias", "norm", "LayerNorm", "layernorm", "embeddings")
@@ -30,6 +32,9 @@ class SequenceTask(L.LightningModule):
         warmup_ratio: share of the optimiser steps spent warming up linearly from 0.
         betas: AdamW betas.
         monitor: the validation metric shown on the progress bar (e.g. ``auroc``).
+        head_lr: learning rate of the sequence head (None: ``lr``), e.g. a higher one for a new
+            head on a pretrained backbone.
+        class_weights: per-class loss weights (`class_weights`), None for unweighted.
     """
 
     def __init__(
@@ -41,6 +46,8 @@ class SequenceTask(L.LightningModule):
         warmup_ratio: float = 0.1,
         betas: tuple[float, float] = (0.9, 0.98),
         monitor: str | None = None,
+        head_lr: float | None = None,
+        class_weights: torch.Tensor | None = None,
     ):
         super().__init__()
         self.model = model
@@ -50,6 +57,8 @@ class SequenceTask(L.LightningModule):
         self.warmup_ratio = warmup_ratio
         self.betas = tuple(betas)
         self.monitor = monitor
+        self.head_lr = head_lr
+        self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32), persistent=False)
         num_classes = max(len(labels.classes), 1)
         self.val_metrics = build_metrics(labels.task, num_classes).clone(prefix="val/")
         self.test_metrics = build_metrics(labels.task, num_classes).clone(prefix="test/")
@@ -61,13 +70,20 @@ class SequenceTask(L.LightningModule):
         """The task's loss on raw logits ``(B, num_outputs)`` and encoded targets."""
         logits = logits.float()
         task = self.labels.task
+        weights = self.class_weights
         if task == "binary":
-            return F.binary_cross_entropy_with_logits(logits[:, 0], targets.float())
+            per_sample = None if weights is None else weights[targets.long()]
+            return F.binary_cross_entropy_with_logits(logits[:, 0], targets.float(), weight=per_sample)
         if task == "multiclass":
-            return F.cross_entropy(logits, targets.long())
+            return F.cross_entropy(logits, targets.long(), weight=weights)
         if task == "multilabel":
-            return F.binary_cross_entropy_with_logits(logits, targets.float())
+            return F.binary_cross_entropy_with_logits(logits, targets.float(), pos_weight=weights)
         return F.mse_loss(logits[:, 0], targets.float())
+
+    def on_train_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "set_epoch"):
+            datamodule.set_epoch(self.current_epoch)
 
     def training_step(self, batch, batch_idx):
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -93,19 +109,48 @@ class SequenceTask(L.LightningModule):
         self._eval_step(batch, self.test_metrics, "test")
 
     def configure_optimizers(self):
-        return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas)
+        return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr)
 
 
-def configure_adamw(module: L.LightningModule, lr: float, weight_decay: float, warmup_ratio: float, betas) -> dict:
+def class_weights(task: str, targets: np.ndarray, setting, num_classes: int) -> torch.Tensor | None:
+    """Loss weights from ``task.class_weights``: null, ``balanced`` or one number per class.
+
+    ``balanced`` weighs class k by ``n / (K * n_k)`` on the training targets (binary and
+    multi-class); for multi-label it is each label's ``pos_weight = negatives / positives``.
+    Binary weights are per class ``[w_negative, w_positive]``.
+    """
+    if setting is None:
+        return None
+    if task == "regression":
+        raise BiolmError("task.class_weights: regression has no classes; leave it null")
+    k = 2 if task == "binary" else num_classes
+    if setting == "balanced":
+        if task == "multilabel":
+            positives = targets.sum(axis=0).astype(np.float64)
+            return torch.tensor((len(targets) - positives) / np.maximum(positives, 1.0), dtype=torch.float32)
+        counts = np.bincount(targets.astype(np.int64), minlength=k).astype(np.float64)
+        return torch.tensor(len(targets) / (k * np.maximum(counts, 1.0)), dtype=torch.float32)
+    values = list(setting) if not isinstance(setting, str) else []
+    if len(values) != k or any(float(v) <= 0 for v in values):
+        raise BiolmError(f"task.class_weights={setting}: accepted: null, balanced, or {k} positive numbers (one per class)")
+    return torch.tensor([float(v) for v in values], dtype=torch.float32)
+
+
+def configure_adamw(module: L.LightningModule, lr: float, weight_decay: float, warmup_ratio: float, betas, head_lr: float | None = None) -> dict:
     """AdamW over ``module.model`` (no decay on biases, norms, embeddings) with a per-step schedule:
-    linear warm-up over ``warmup_ratio`` of the optimiser steps, then linear decay to 0."""
-    decay, no_decay = [], []
+    linear warm-up over ``warmup_ratio`` of the optimiser steps, then linear decay to 0.
+    Parameters of the sequence head (names containing ``head.``) use ``head_lr`` when given."""
+    groups: dict[tuple[bool, bool], list] = {}
     for name, param in module.model.named_parameters():
         if not param.requires_grad:
             continue
-        (no_decay if any(key in name for key in NO_DECAY) else decay).append(param)
+        in_head = head_lr is not None and (name.startswith("head.") or ".head." in name)
+        groups.setdefault((any(key in name for key in NO_DECAY), in_head), []).append(param)
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        [
+            {"params": params, "weight_decay": 0.0 if no_decay else weight_decay, "lr": head_lr if in_head else lr}
+            for (no_decay, in_head), params in groups.items()
+        ],
         lr=lr,
         betas=tuple(betas),
     )

@@ -1,0 +1,136 @@
+"""LoRA adapters (through peft) on the native sequence models.
+
+In: a `SequenceModel` (trunk + head) and the ``adapter`` config (``name: none | lora``, ``r``,
+``alpha``, ``dropout``, ``bias``, ``target_modules``). Out: a peft ``PeftModel`` with the same
+``forward(input_ids, attention_mask)``, in which only the LoRA matrices (and a trainable copy of
+the sequence head, peft's ``modules_to_save``) require gradients.
+
+Default target modules come from the trunk class (``lora_target_modules``): the fused
+attention projection ``qkv`` for the BERT family, the Hyena operator's ``in_proj``/``out_proj``,
+the convolutions of the CNN. A LoRA run folder holds ``adapter/`` (peft's
+``adapter_model.safetensors`` + ``adapter_config.json``, loadable by peft itself) and
+``adapter/base.json``, which names the pretrained run the base weights come from and their
+SHA-256, checked on every load.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from biolm.errors import BiolmError
+
+ADAPTERS = ("none", "lora")
+HEAD_MODULE = "head.out"  # the SequenceHead projection (peft matches name endings; "head" alone would catch the trunk's lm_head)
+
+
+def adapter_name(adapter_cfg: DictConfig | dict | None) -> str:
+    """``none`` or ``lora`` (errors name the accepted ones)."""
+    name = str((adapter_cfg or {}).get("name", "none"))
+    if name not in ADAPTERS:
+        raise BiolmError(f"adapter.name={name!r}: accepted: {', '.join(ADAPTERS)}")
+    return name
+
+
+def is_adapted(model: torch.nn.Module) -> bool:
+    """Whether ``model`` is a peft-wrapped model."""
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def lora_config(model: torch.nn.Module, adapter_cfg: DictConfig | dict):
+    """peft ``LoraConfig`` for a `SequenceModel` from the ``adapter`` config."""
+    from peft import LoraConfig
+
+    targets = adapter_cfg.get("target_modules") or getattr(model.trunk, "lora_target_modules", None)
+    if not targets:
+        raise BiolmError(
+            f"adapter.target_modules: {type(model.trunk).__name__} has no default LoRA targets; "
+            "name the linear layers to adapt, e.g. adapter.target_modules=[qkv]"
+        )
+    bias = str(adapter_cfg.get("bias", "none"))
+    if bias not in ("none", "all", "lora_only"):
+        raise BiolmError(f"adapter.bias={bias!r}: accepted: none, all, lora_only")
+    if int(adapter_cfg.r) < 1 or not 0 <= float(adapter_cfg.dropout) < 1:
+        raise BiolmError(f"adapter: r={adapter_cfg.r}, dropout={adapter_cfg.dropout} (accepted: r >= 1, 0 <= dropout < 1)")
+    return LoraConfig(
+        r=int(adapter_cfg.r),
+        lora_alpha=float(adapter_cfg.alpha),
+        lora_dropout=float(adapter_cfg.dropout),
+        bias=bias,
+        target_modules=list(targets),
+        modules_to_save=[HEAD_MODULE],
+    )
+
+
+def apply_adapter(model: torch.nn.Module, adapter_cfg: DictConfig | dict | None) -> torch.nn.Module:
+    """Wrap ``model`` with LoRA when ``adapter.name`` is ``lora``; return it unchanged for ``none``."""
+    if adapter_name(adapter_cfg) == "none":
+        return model
+    from peft import get_peft_model
+
+    config = lora_config(model, adapter_cfg)
+    try:
+        adapted = get_peft_model(model, config)
+    except ValueError as err:  # peft: a target module that matches nothing
+        raise BiolmError(f"adapter.target_modules={list(config.target_modules)}: {err}") from None
+    return adapted
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_base_record(adapter_dir: Path, base_run: Path) -> None:
+    """Record which pretrained weights the adapter was trained on (checked by `check_base`)."""
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    weights = Path(base_run) / "model.safetensors"
+    record = {"init_from": str(base_run), "sha256": file_sha256(weights)}
+    (adapter_dir / "base.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def check_base(adapter_dir: Path) -> Path:
+    """The base run of an adapter, after checking its weights are the ones it was trained on."""
+    record = json.loads((adapter_dir / "base.json").read_text())
+    base = Path(record["init_from"])
+    weights = base / "model.safetensors"
+    if not weights.exists():
+        raise BiolmError(f"{adapter_dir}: its base weights {weights} are missing (the adapter needs the run it was trained from)")
+    if file_sha256(weights) != record["sha256"]:
+        raise BiolmError(f"{adapter_dir}: the base weights {weights} changed since the adapter was trained (SHA-256 differs)")
+    return base
+
+
+def save_adapter(model: torch.nn.Module, adapter_dir: Path) -> None:
+    """Write peft's adapter files (LoRA weights + head) into ``adapter_dir``, replacing them atomically."""
+    adapter_dir = Path(adapter_dir)
+    adapter_dir.mkdir(parents=True, exist_ok=True)
+    staging = adapter_dir.with_name(f".{adapter_dir.name}.writing")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(str(staging), safe_serialization=True)
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        (staging / name).replace(adapter_dir / name)  # each file swapped in atomically
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def load_adapter(model: torch.nn.Module, adapter_dir: Path) -> torch.nn.Module:
+    """Wrap a base `SequenceModel` (base weights already loaded) with the saved adapter, for inference."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+
+
+def adapter_bytes(adapter_dir: Path) -> int:
+    """Size of the saved adapter weights."""
+    return (Path(adapter_dir) / "adapter_model.safetensors").stat().st_size

@@ -1,0 +1,155 @@
+"""The one prediction path: records -> per-sequence probabilities or values -> a table.
+
+In: a loaded `Run` and `SequenceRecords` (or raw strings). Out: a DataFrame with ``id``,
+``prob_<class>`` columns (classification) or ``prediction`` values (regression), and
+``prediction``. `biolm predict`, `biolm evaluate`, the test metrics written by `finetune`,
+the service and the variant scorer all come through `predict_records`, so they never disagree.
+
+Long inputs: when the run was trained with ``data.window.size`` (bases), each sequence is cut
+into windows (`biolm.data.windows`), every window is scored, and the per-window probabilities
+(or values) are aggregated per sequence by the run's ``predict.aggregate`` (mean, max or
+length-weighted mean). With ``predict.rc_average`` the reverse complement of every sequence is
+scored too and the two are averaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biolm.data.datasets import Collator, tokenize_records
+from biolm.data.genome import reverse_complement
+from biolm.data.io import SequenceRecords
+from biolm.data.windows import aggregate_windows, check_window, split_into_windows
+from biolm.errors import BiolmError
+from biolm.runs import Run, load_run
+from biolm.tasks.metrics import predictions_from_logits
+
+
+@torch.inference_mode()
+def _logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
+    """Forward passes in length-sorted batches (little padding); output in input order."""
+    collate = Collator(run.tokenizer.pad_id)
+    order = np.argsort([len(t) for t in tokens], kind="stable")
+    out = torch.empty((len(tokens), run.labels.num_outputs), dtype=torch.float32)
+    for start in range(0, len(order), batch_size):
+        pick = order[start : start + batch_size]
+        batch = collate([(tokens[i], None, int(i)) for i in pick])
+        logits = run.model(batch["input_ids"], batch["attention_mask"]).logits
+        out[torch.from_numpy(pick)] = logits.float()
+    return out
+
+
+def _setting(run: Run, key: str, override):
+    """``predict.<key>`` of the run's config unless overridden."""
+    if override is not None:
+        return override
+    return (run.cfg.get("predict") or {}).get(key)
+
+
+def predict_values(
+    run: Run,
+    records: SequenceRecords,
+    batch_size: int = 64,
+    tokens: Sequence[np.ndarray] | None = None,
+    aggregate: str | None = None,
+    rc_average: bool | None = None,
+) -> np.ndarray:
+    """Per-sequence probabilities ``(N,)`` (binary: of the positive class), ``(N, C)``, or values ``(N,)``.
+
+    Args:
+        run: the trained run.
+        records: the sequences (errors name their file and line).
+        batch_size: sequences (windows) per forward pass.
+        tokens: pre-tokenised records (only used without windowing and RC averaging).
+        aggregate: window aggregation (default: the run's ``predict.aggregate``).
+        rc_average: also score reverse complements and average (default: the run's ``predict.rc_average``).
+    """
+    spec = run.labels
+    window_cfg = run.cfg.data.get("window") or {}
+    window = check_window(window_cfg.get("size"), window_cfg.get("stride"))
+    how = _setting(run, "aggregate", aggregate) or "mean"
+    strands = [records]
+    if _setting(run, "rc_average", rc_average):
+        strands.append(
+            SequenceRecords(records.source, records.ids, [reverse_complement(s) for s in records.sequences], None, records.lines, records.line_word)
+        )
+    per_strand = []
+    for strand in strands:
+        if window is None:
+            strand_tokens = tokens if (tokens is not None and len(strands) == 1) else tokenize_records(run.tokenizer, strand, run.max_tokens)
+            per_strand.append(predictions_from_logits(spec.task, _logits(run, strand_tokens, batch_size), spec.mean, spec.std).numpy())
+            continue
+        windows = split_into_windows(strand, *window)
+        window_tokens = tokenize_records(run.tokenizer, windows.records, run.max_tokens)
+        values = predictions_from_logits(spec.task, _logits(run, window_tokens, batch_size), spec.mean, spec.std).numpy()
+        per_strand.append(aggregate_windows(values, windows.owner, windows.length_bp, windows.n_sequences, how))
+    return np.mean(per_strand, axis=0).astype(np.float32)
+
+
+def prediction_table(run: Run, ids: Sequence[str], values: np.ndarray) -> pd.DataFrame:
+    """Per-sequence values -> ``id``, ``prob_<class>`` / ``prediction`` columns."""
+    spec = run.labels
+    frame = pd.DataFrame({"id": list(ids)})
+    if spec.task == "regression":
+        frame["prediction"] = values
+        return frame
+    if spec.task == "binary":
+        frame[f"prob_{spec.classes[0]}"] = 1.0 - values
+        frame[f"prob_{spec.classes[1]}"] = values
+        frame["prediction"] = np.where(values >= 0.5, spec.classes[1], spec.classes[0])
+        return frame
+    for j, name in enumerate(spec.classes):
+        frame[f"prob_{name}"] = values[:, j]
+    if spec.task == "multiclass":
+        frame["prediction"] = [spec.classes[j] for j in values.argmax(axis=1)]
+    else:
+        frame["prediction"] = [spec.delimiter.join(spec.classes[j] for j in np.flatnonzero(row >= 0.5)) for row in values]
+    return frame
+
+
+def predict_records(
+    run: Run,
+    records: SequenceRecords,
+    batch_size: int = 64,
+    tokens: Sequence[np.ndarray] | None = None,
+    aggregate: str | None = None,
+    rc_average: bool | None = None,
+) -> pd.DataFrame:
+    """Predict every record of a file-backed table (see `predict_values` for the options)."""
+    values = predict_values(run, records, batch_size, tokens, aggregate, rc_average)
+    return prediction_table(run, records.ids, values)
+
+
+def predict(
+    run: Run | str | Path,
+    sequences: Sequence[str],
+    ids: Sequence[str] | None = None,
+    batch_size: int = 64,
+    aggregate: str | None = None,
+    rc_average: bool | None = None,
+) -> pd.DataFrame:
+    """Predict raw sequences with a trained run.
+
+    Args:
+        run: a loaded `Run` or a run folder.
+        sequences: nucleotide strings (any case; the run's tokenizer policy applies to other letters).
+        ids: optional ids (default ``seq0``, ``seq1``, ...).
+        batch_size: sequences per forward pass.
+        aggregate: window aggregation for long inputs (default: the run's).
+        rc_average: average with the reverse complement (default: the run's).
+
+    Returns:
+        One row per sequence: ``id``, ``prob_<class>`` columns (classification) and ``prediction``.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    ids = list(ids) if ids is not None else [f"seq{i}" for i in range(len(sequences))]
+    if len(ids) != len(sequences):
+        raise BiolmError(f"ids: {len(ids)} ids for {len(sequences)} sequences")
+    records = SequenceRecords("sequences", ids, list(sequences), None, list(range(len(sequences))), "index")
+    return predict_records(run, records, batch_size, aggregate=aggregate, rc_average=rc_average)

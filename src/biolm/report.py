@@ -1,0 +1,331 @@
+"""Plots and ``report.md`` of a fine-tuning run folder.
+
+In: a run folder as `biolm.runs` describes it (``config.yaml``, ``labels.json``, ``metrics.csv``,
+``test_metrics.json``, ``test_predictions.csv``, optionally ``checkpoint.json``).
+Out, written atomically into that folder:
+
+    plots/curves.png      train and validation loss per epoch, and the monitored validation metric
+    plots/roc.png         ROC curves (binary: one; multilabel and multiclass: one per class, one-vs-rest)
+    plots/pr.png          precision-recall curves (same curves as roc.png)
+    plots/confusion.png   confusion matrix of the test predictions (binary, multiclass)
+    plots/scatter.png     predicted vs observed values with Pearson r and y = x (regression)
+    report.md             metrics table, config summary, data sizes and the plots above
+
+Missing inputs (no ``metrics.csv``, no ``test_predictions.csv``) leave their plots out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    confusion_matrix,
+    precision_recall_curve,
+    roc_curve,
+)
+
+from biolm.data.io import atomic_path
+from biolm.data.labels import LabelSpec
+from biolm.errors import BiolmError
+
+log = logging.getLogger(__name__)
+
+PLOT_TITLES = {
+    "curves": "Training curves",
+    "roc": "ROC curves (test)",
+    "pr": "Precision-recall curves (test)",
+    "confusion": "Confusion matrix (test)",
+    "scatter": "Predicted vs observed (test)",
+}
+# Keys of test_metrics.json that describe the run rather than measure the test set.
+NON_METRIC_KEYS = ("monitor", "best_val", "best_epoch", "trainable_params", "total_params")
+
+
+def run_title(run_dir: Path) -> str:
+    """The run's name: its folder name, without the staging folder's ``.<name>.incomplete`` wrapping."""
+    name = run_dir.resolve().name
+    if name.startswith(".") and name.endswith(".incomplete"):
+        name = name[1 : -len(".incomplete")]
+    return name
+
+
+def _save(fig, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # Agg: no display needed, independent of pyplot's global backend
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+
+
+def _figure(width: float, height: float, ncols: int = 1):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(1, ncols, squeeze=False)[0]
+
+
+def epoch_curves(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per-epoch table of a Lightning CSVLogger log: mean train loss and the last ``val/*`` values."""
+    metrics = metrics[metrics["epoch"].notna()]
+    train_column = "train/loss_epoch" if "train/loss_epoch" in metrics else "train/loss"
+    out = pd.DataFrame(index=pd.Index(sorted(metrics["epoch"].astype(int).unique()), name="epoch"))
+    if train_column in metrics:
+        out["train/loss"] = metrics.groupby(metrics["epoch"].astype(int))[train_column].mean()
+    for column in (c for c in metrics.columns if c.startswith("val/")):
+        values = metrics.loc[metrics[column].notna(), ["epoch", column]]
+        out[column] = values.groupby(values["epoch"].astype(int))[column].last()
+    return out
+
+
+def plot_curves(curves: pd.DataFrame, monitor: str | None, path: Path) -> None:
+    """Loss per epoch (left) and the monitored validation metric per epoch (right)."""
+    fig, (left, right) = _figure(10, 3.8, ncols=2)
+    for column, label in (("train/loss", "train (mean per epoch)"), ("val/loss", "validation")):
+        if column in curves and curves[column].notna().any():
+            values = curves[column].dropna()  # epochs without a logged step (log_every_n_steps) have no train loss
+            left.plot(values.index, values, marker="o", label=label)
+    left.set(xlabel="epoch", ylabel="loss", title="loss")
+    left.legend()
+    if monitor and monitor in curves and curves[monitor].notna().any():
+        values = curves[monitor].dropna()
+        right.plot(values.index, values, marker="o", color="tab:green")
+        right.set(xlabel="epoch", ylabel=monitor, title=f"{monitor} (validation)")
+    else:
+        right.text(0.5, 0.5, f"no {monitor or 'monitored metric'} in metrics.csv", ha="center", va="center")
+        right.set_axis_off()
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _indicator_matrix(labels: pd.Series, spec: LabelSpec) -> np.ndarray:
+    """``(N, C)`` 0/1 truth per class from raw label strings (multilabel: delimited lists)."""
+    if spec.task == "multilabel":
+        sets = [{part.strip() for part in str(text).split(spec.delimiter) if part.strip()} for text in labels]
+    else:
+        sets = [{str(text).strip()} for text in labels]
+    return np.array([[name in s for name in spec.classes] for s in sets], dtype=int)
+
+
+def class_curves(predictions: pd.DataFrame, spec: LabelSpec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per curve: (0/1 truth, score). Binary: the positive class only; others: each class vs rest."""
+    truth = _indicator_matrix(predictions["label"], spec)
+    names = spec.classes[1:] if spec.task == "binary" else spec.classes
+    curves = {}
+    for name in names:
+        j = spec.classes.index(name)
+        y, score = truth[:, j], predictions[f"prob_{name}"].to_numpy(dtype=float)
+        if 0 < y.sum() < len(y):
+            curves[name] = (y, score)
+        else:
+            log.warning("class %r is %s in every test record; no ROC/PR curve for it", name, "present" if y.sum() else "absent")
+    return curves
+
+
+def plot_roc_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], roc_path: Path, pr_path: Path) -> dict[str, dict[str, float]]:
+    """ROC and precision-recall curves with AUC / average precision in the legends; returns those numbers."""
+    scores: dict[str, dict[str, float]] = {}
+    roc_fig, (roc_ax,) = _figure(5.2, 4.6)
+    pr_fig, (pr_ax,) = _figure(5.2, 4.6)
+    for name, (y, score) in curves.items():
+        fpr, tpr, _ = roc_curve(y, score)
+        precision, recall, _ = precision_recall_curve(y, score)
+        scores[name] = {"roc_auc": float(auc(fpr, tpr)), "average_precision": float(average_precision_score(y, score))}
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC = {scores[name]['roc_auc']:.4f})")
+        pr_ax.step(recall, precision, where="post", label=f"{name} (AP = {scores[name]['average_precision']:.4f})")
+    roc_ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="chance")
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC", xlim=(0, 1), ylim=(0, 1.01))
+    pr_ax.set(xlabel="recall", ylabel="precision", title="precision-recall", xlim=(0, 1), ylim=(0, 1.01))
+    for fig, ax, path in ((roc_fig, roc_ax, roc_path), (pr_fig, pr_ax, pr_path)):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8 if len(curves) > 4 else 10, loc="lower right" if ax is roc_ax else "lower left")
+        _save(fig, path)
+    return scores
+
+
+def plot_confusion(predictions: pd.DataFrame, spec: LabelSpec, path: Path) -> np.ndarray:
+    """Confusion matrix (rows: observed, columns: predicted; colour: fraction of the row); returns the counts."""
+    counts = confusion_matrix(predictions["label"].astype(str), predictions["prediction"].astype(str), labels=spec.classes)
+    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = 3.2 + 0.45 * len(spec.classes)
+    fig, (ax,) = _figure(size + 1.0, size)
+    image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
+    ticks = range(len(spec.classes))
+    ax.set_xticks(ticks, spec.classes, rotation=45 if len(spec.classes) > 4 else 0, ha="right" if len(spec.classes) > 4 else "center")
+    ax.set_yticks(ticks, spec.classes)
+    if len(spec.classes) <= 20:
+        for (i, j), value in np.ndenumerate(counts):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if fractions[i, j] > 0.5 else "black", fontsize=9)
+    ax.set(xlabel="predicted", ylabel="observed", title="confusion matrix (counts)")
+    fig.colorbar(image, ax=ax, label="fraction of observed class")
+    _save(fig, path)
+    return counts
+
+
+def plot_scatter(observed: np.ndarray, predicted: np.ndarray, path: Path) -> float:
+    """Predicted vs observed values with the y = x line; returns Pearson's r."""
+    r = float(np.corrcoef(observed, predicted)[0, 1]) if len(observed) > 1 else float("nan")
+    fig, (ax,) = _figure(5, 4.8)
+    ax.scatter(observed, predicted, s=10, alpha=0.6, edgecolors="none")
+    low, high = float(min(observed.min(), predicted.min())), float(max(observed.max(), predicted.max()))
+    ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=1, label="y = x")
+    ax.set(xlabel="observed", ylabel="predicted", title=f"Pearson r = {r:.4f} (n = {len(observed)})")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+    return r
+
+
+def _read_predictions(path: Path) -> pd.DataFrame:
+    """test_predictions.csv with labels kept as text (an empty multilabel field is "no label")."""
+    frame = pd.read_csv(path, dtype={"id": str, "label": str, "prediction": str}, keep_default_na=False)
+    if "label" not in frame:
+        raise BiolmError(f"{path}: no 'label' column; expected id, label, prob_<class>... / prediction")
+    return frame
+
+
+def _scalars(node, skip: tuple[str, ...] = ("_target_",)) -> str:
+    """``key value, ...`` of a config node's number and text leaves (nested keys joined with dots; flags left out)."""
+    if node is None:
+        return ""
+    flat = pd.json_normalize(OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node).iloc[0]
+    parts = [f"{key} {value}" for key, value in flat.items() if key not in skip and not isinstance(value, (list, bool)) and value is not None]
+    return ", ".join(parts)
+
+
+def _class_name(node) -> str:
+    target = str(node.get("_target_", "")) if node is not None else ""
+    return target.rsplit(".", 1)[-1] or "(unnamed)"
+
+
+def _parameter_counts(run_dir: Path, *sources: dict) -> tuple[int | None, int | None]:
+    """(trainable, total) from the run's JSON files, else the total from model.safetensors' header."""
+    for source in sources:
+        if "total_params" in source:
+            return source.get("trainable_params"), int(source["total_params"])
+    weights = run_dir / "model.safetensors"
+    if not weights.exists():
+        return None, None
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="np") as handle:
+        total = sum(int(np.prod(handle.get_slice(key).get_shape())) for key in handle.keys())
+    return None, total
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...], numeric: bool = True) -> list[str]:
+    """Markdown table lines; the first column left-aligned, the others right-aligned when ``numeric``."""
+    rule = ["---"] + ["---:" if numeric else "---"] * (len(header) - 1)
+    return ["| " + " | ".join(row) + " |" for row in (header, rule, *rows)]
+
+
+def _format(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def config_rows(cfg: DictConfig, spec: LabelSpec, params: tuple[int | None, int | None], test_metrics: dict) -> list[tuple[str, str]]:
+    """The config summary table of the report."""
+    trunk = cfg.get("model", {}).get("trunk") if cfg.get("model") else None
+    rows = [("model", f"{_class_name(trunk)} ({_scalars(trunk)})" if trunk is not None else "(not in config)")]
+    trainable, total = params
+    if total is not None:
+        share = f"{trainable:,} trainable of {total:,} ({100 * trainable / max(total, 1):.1f}%)" if trainable is not None else f"{total:,} in model.safetensors"
+        rows.append(("parameters", share))
+    if cfg.get("tokenizer") is not None:
+        rows.append(("tokenizer", f"{_class_name(cfg.tokenizer)} ({_scalars(cfg.tokenizer, ('_target_', 'add_special_tokens'))})"))
+    classes = f"classes {', '.join(spec.classes)}" if spec.classes else f"standardised with mean {spec.mean:.4g}, std {spec.std:.4g}"
+    monitor = OmegaConf.select(cfg, "task.monitor", default=None)
+    rows.append(("task", f"{spec.task} ({classes}); monitor val/{monitor}" if monitor else f"{spec.task} ({classes})"))
+    optim = cfg.get("optim") or {}
+    rows.append(("optimiser", ", ".join(f"{k} {v}" for k, v in (("lr", optim.get("lr")), ("weight decay", optim.get("weight_decay"))) if v is not None)))
+    best = test_metrics.get("best_epoch")
+    epochs = OmegaConf.select(cfg, "trainer.max_epochs", default=None)
+    rows.append(("epochs", f"max {epochs}" + (f", best epoch {best}" if best is not None else "")))
+    rows.append(("precision", str(OmegaConf.select(cfg, "trainer.precision", default="(default)"))))
+    rows.append(("seed", str(cfg.get("seed", "(not set)"))))
+    if cfg.get("adapter") is not None:
+        rows.append(("adapter", f"{_class_name(cfg.adapter)} ({_scalars(cfg.adapter)})"))
+    window = OmegaConf.select(cfg, "data.window", default=None)
+    if window is not None:
+        rows.append(("windows", _scalars(window) if isinstance(window, DictConfig) else str(window)))
+    for split in ("train", "val", "test"):
+        source = OmegaConf.select(cfg, f"data.{split}", default=None)
+        if source:
+            rows.append((f"data.{split}", f"`{source}`"))
+    return rows
+
+
+def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None) -> Path:
+    """Write the plots and ``report.md`` of a fine-tuning run folder (see the module docstring).
+
+    Args:
+        run_dir: the run folder (also a staging folder before it is published).
+        data_sizes: rows per split (``train``, ``val``, ``test``); default: the ``n_<split>``
+            entries of ``test_metrics.json``.
+
+    Returns:
+        The path of ``report.md``.
+    """
+    run_dir = Path(run_dir)
+    for required in ("config.yaml", "labels.json"):
+        if not (run_dir / required).is_file():
+            raise BiolmError(f"run: {run_dir / required} not found; pass run=runs/<name> of a finetune run")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    spec = LabelSpec(**json.loads((run_dir / "labels.json").read_text()))
+    test_metrics = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else {}
+    checkpoint = json.loads((run_dir / "checkpoint.json").read_text()) if (run_dir / "checkpoint.json").exists() else {}
+    plots_dir = run_dir / "plots"
+    plots_dir.mkdir(exist_ok=True)
+    plots: list[str] = []
+    notes: list[str] = []
+
+    monitor = test_metrics.get("monitor") or checkpoint.get("monitor")
+    if monitor is None and OmegaConf.select(cfg, "task.monitor", default=None):
+        monitor = f"val/{cfg.task.monitor}"
+    if (run_dir / "metrics.csv").exists():
+        plot_curves(epoch_curves(pd.read_csv(run_dir / "metrics.csv")), monitor, plots_dir / "curves.png")
+        plots.append("curves")
+
+    if (run_dir / "test_predictions.csv").exists():
+        predictions = _read_predictions(run_dir / "test_predictions.csv")
+        if spec.task == "regression":
+            labelled = predictions[pd.to_numeric(predictions["label"], errors="coerce").notna()]
+            r = plot_scatter(labelled["label"].astype(float).to_numpy(), labelled["prediction"].astype(float).to_numpy(), plots_dir / "scatter.png")
+            plots.append("scatter")
+            notes.append(f"Pearson r of the test predictions: {r:.4f}.")
+        else:
+            curves = class_curves(predictions, spec)
+            if curves:
+                scores = plot_roc_pr(curves, plots_dir / "roc.png", plots_dir / "pr.png")
+                plots += ["roc", "pr"]
+                rows = [(name, f"{s['roc_auc']:.4f}", f"{s['average_precision']:.4f}") for name, s in scores.items()]
+                notes += ["Test ROC AUC and average precision per curve:", "", *_table(rows, ("class", "ROC AUC", "average precision"))]
+            if spec.task in ("binary", "multiclass"):
+                plot_confusion(predictions, spec, plots_dir / "confusion.png")
+                plots.append("confusion")
+
+    sizes = data_sizes or {split: test_metrics[f"n_{split}"] for split in ("train", "val", "test") if f"n_{split}" in test_metrics}
+    metric_rows = [(k, _format(v)) for k, v in test_metrics.items() if k not in NON_METRIC_KEYS and not k.startswith("n_") and isinstance(v, (int, float))]
+    lines = [f"# {run_title(run_dir)}", "", "## Test metrics", "", *_table(metric_rows, ("metric", "value"))]
+    if test_metrics.get("best_val") is not None:
+        lines += ["", f"Best validation {test_metrics.get('monitor', 'metric')}: {test_metrics['best_val']:.4f} (epoch {test_metrics.get('best_epoch')})."]
+    lines += ["", "## Data", "", *(_table([(k, f"{int(v):,}") for k, v in sizes.items()], ("split", "rows")) if sizes else ["(sizes unknown)"])]
+    lines += ["", "## Configuration", "", *_table(config_rows(cfg, spec, _parameter_counts(run_dir, test_metrics, checkpoint), test_metrics), ("setting", "value"), numeric=False)]
+    lines += ["", "## Plots"]
+    for name in plots:
+        lines += ["", f"### {PLOT_TITLES[name]}", "", f"![{PLOT_TITLES[name]}](plots/{name}.png)"]
+    if notes:
+        lines += ["", *notes]
+    report = run_dir / "report.md"
+    with atomic_path(report) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    log.info("report with %d plots written to %s", len(plots), report)
+    return report
