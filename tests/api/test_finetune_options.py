@@ -168,3 +168,25 @@ def test_head_lr_makes_its_own_parameter_groups():
     optimizer = configure_adamw(module, 1e-4, 0.01, 0.1, (0.9, 0.98), head_lr=1e-2)["optimizer"]
     lrs = {id(p): group["initial_lr"] if "initial_lr" in group else group["lr"] for group in optimizer.param_groups for p in group["params"]}
     assert lrs[id(model.head.weight)] == 1e-2 and lrs[id(model.trunk.weight)] == 1e-4
+
+
+def test_an_adapter_refuses_changed_base_weights(lora_run, pretrained, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    from biolm.errors import BiolmError
+
+    base, run = tmp_path / "base", tmp_path / "run"
+    shutil.copytree(pretrained, base)
+    shutil.copytree(lora_run, run)
+    record = json.loads((run / "adapter" / "base.json").read_text())
+    record.update(init_from=str(base), init_from_resolved=str(base))
+    (run / "adapter" / "base.json").write_text(json.dumps(record))
+    assert api.load_run(run) is not None
+    state = load_file(str(base / "model.safetensors"))
+    first = next(iter(state))
+    state[first] = state[first] + 1.0
+    save_file(state, str(base / "model.safetensors"))
+    with pytest.raises(BiolmError, match="changed since the adapter was trained"):
+        api.load_run(run)

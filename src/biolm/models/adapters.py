@@ -96,14 +96,15 @@ def write_base_record(adapter_dir: Path, base_run: Path) -> None:
     """Record which pretrained weights the adapter was trained on (checked by `check_base`)."""
     adapter_dir.mkdir(parents=True, exist_ok=True)
     weights = Path(base_run) / "model.safetensors"
-    record = {"init_from": str(base_run), "sha256": file_sha256(weights)}
+    record = {"init_from": str(base_run), "init_from_resolved": str(Path(base_run).resolve()), "sha256": file_sha256(weights)}
     (adapter_dir / "base.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def check_base(adapter_dir: Path) -> Path:
     """The base run of an adapter, after checking its weights are the ones it was trained on."""
     record = json.loads((adapter_dir / "base.json").read_text())
-    base = Path(record["init_from"])
+    candidates = [Path(record.get("init_from_resolved", record["init_from"])), Path(record["init_from"])]
+    base = next((c for c in candidates if (c / "model.safetensors").exists()), candidates[0])
     weights = base / "model.safetensors"
     if not weights.exists():
         raise BiolmError(f"{adapter_dir}: its base weights {weights} are missing (the adapter needs the run it was trained from)")
