@@ -64,12 +64,18 @@ from biolm.tasks.metrics import (
 )
 from biolm.tasks.sequence import SequenceTask, class_weights
 from biolm.tokenizers import load_tokenizer
+from biolm.variants import (
+    filter_vcf,
+    in_silico_mutagenesis,
+    score_variants,
+    variant_dataset,
+)
 
 log = logging.getLogger(__name__)
 
 
 
-__all__ = ["finetune", "merge_adapter", "pretrain", "train_tokenizer", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run"]
+__all__ = ["finetune", "merge_adapter", "pretrain", "train_tokenizer", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run", "filter_vcf", "variant_dataset", "score_variants", "in_silico_mutagenesis"]
 
 
 def _run_name(cfg: DictConfig) -> str:

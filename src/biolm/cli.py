@@ -33,6 +33,10 @@ COMMANDS: dict[str, str] = {
     "report": "(re)write the plots and report.md of a finetune run folder",
     "tokenizer train": "train a DNABERT-2-style BPE tokenizer on FASTA genomes",
     "adapter merge": "fold a LoRA run's adapter into its base weights: a plain run folder for deployment",
+    "variants filter": "keep VCF records by FILTER/QUAL/DP and drop samples failing missingness/heterozygosity QC",
+    "variants dataset": "one sequence per sample (its alleles applied) over a region, with its case/control label",
+    "variants score": "zero-shot (LM run) or supervised variant effect scores, annotated VCF, AUROC with labels",
+    "variants ism": "in-silico saturation mutagenesis of a region: heatmap PNG + TSV",
 }
 CONFIG_DIR_ENV = "BIOLM_CONFIG_DIR"
 CONFIG_SUBDIRS: dict[str, str] = {}  # commands whose configs live in their own Hydra root under configs/
@@ -221,6 +225,88 @@ def cmd_report(cfg: DictConfig) -> None:
     write_report(Path(_required(cfg, "run", "pass run=runs/<name>")))
 
 
+def _aliases(cfg: DictConfig) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (cfg.get("aliases") or {}).items()}
+
+
+def cmd_variants_filter(cfg: DictConfig) -> None:
+    from biolm import api
+
+    report = api.filter_vcf(
+        _required(cfg, "in", "pass in=calls.vcf.gz"),
+        _required(cfg, "out", "pass out=pass.vcf.gz"),
+        min_qual=cfg.min_qual,
+        min_dp=cfg.min_dp,
+        require_pass=bool(cfg.require_pass),
+        min_sample_dp=cfg.min_sample_dp,
+        min_call_rate=float(cfg.min_call_rate),
+        max_sample_missing=float(cfg.max_sample_missing),
+        max_het_z=cfg.max_het_z,
+        report=cfg.report,
+    )
+    dropped = {f"dropped: {k}": v for k, v in report.dropped_records.items()}
+    _print_metrics(f"variants filter — {cfg.out}", {"records in": report.input_records, "records kept": report.kept_records, **dropped,
+                                                   "samples in": report.input_samples, "samples kept": len(report.kept_samples)})
+
+
+def cmd_variants_dataset(cfg: DictConfig) -> None:
+    from biolm import api
+
+    api.variant_dataset(
+        _required(cfg, "vcf", "pass vcf=calls.vcf.gz"),
+        _required(cfg, "ref", "pass ref=genome.fa"),
+        _required(cfg, "region", "pass region=chr17:43044295-43125483"),
+        labels=cfg.labels,
+        output=_required(cfg, "out", "pass out=dataset.csv"),
+        mode=str(cfg.mode),
+        strand=str(cfg.strand),
+        on_ref_mismatch=str(cfg.on_ref_mismatch),
+        sample_column=str(cfg.sample_column),
+        label_column=str(cfg.label_column),
+        aliases=_aliases(cfg),
+    )
+
+
+def cmd_variants_score(cfg: DictConfig) -> None:
+    from biolm.variants.report import score_vcf
+
+    _, metrics = score_vcf(
+        _required(cfg, "run", "pass run=runs/<name>"),
+        _required(cfg, "vcf", "pass vcf=variants.vcf.gz"),
+        _required(cfg, "ref", "pass ref=genome.fa"),
+        _required(cfg, "out", "pass out=scores.tsv"),
+        window_bp=int(cfg.window),
+        batch_size=int(cfg.batch_size),
+        strand=str(cfg.strand),
+        average_rc=bool(cfg.average_rc),
+        on_ref_mismatch=str(cfg.on_ref_mismatch),
+        labels=cfg.labels,
+        label_column=str(cfg.label_column),
+        annotated_vcf=cfg.annotated_vcf,
+        region=cfg.region,
+        snvs_only=bool(cfg.snvs_only),
+        max_indel_bp=int(cfg.max_indel_bp),
+        aliases=_aliases(cfg),
+    )
+    if metrics:
+        _print_metrics(f"variants score — {cfg.out}", metrics)
+
+
+def cmd_variants_ism(cfg: DictConfig) -> None:
+    from biolm import api
+
+    api.in_silico_mutagenesis(
+        _required(cfg, "run", "pass run=runs/<name>"),
+        _required(cfg, "ref", "pass ref=genome.fa"),
+        _required(cfg, "region", "pass region=chr17:43094000-43094200"),
+        output=_required(cfg, "out", "pass out=ism/"),
+        window_bp=int(cfg.window),
+        batch_size=int(cfg.batch_size),
+        average_rc=bool(cfg.average_rc),
+        aliases=_aliases(cfg),
+    )
+
+
 HANDLERS: dict[str, Callable[[DictConfig], None]] = {
     "finetune": cmd_finetune,
     "pretrain": cmd_pretrain,
@@ -230,6 +316,10 @@ HANDLERS: dict[str, Callable[[DictConfig], None]] = {
     "report": cmd_report,
     "tokenizer train": cmd_tokenizer_train,
     "adapter merge": cmd_adapter_merge,
+    "variants filter": cmd_variants_filter,
+    "variants dataset": cmd_variants_dataset,
+    "variants score": cmd_variants_score,
+    "variants ism": cmd_variants_ism,
 }
 
 
@@ -237,9 +327,13 @@ def _usage() -> str:
     lines = ["usage: biolm <command> [key=value ...] [--cfg job]", "", "commands:"]
     lines += [f"  {name:<16} {text}" for name, text in COMMANDS.items()]
     try:
-        groups = sorted(p.name for p in config_dir().iterdir() if p.is_dir())
+        groups = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name not in CONFIG_SUBDIRS.values())
         lines += ["", "config groups (choose with group=name):"]
         lines += [f"  {g:<10} {', '.join(_group_options(g))}" for g in groups]
+        for command, sub in CONFIG_SUBDIRS.items():
+            root = config_dir() / sub
+            lines += ["", f"config groups of 'biolm {command} ...' (configs/{sub}/):"]
+            lines += [f"  {g:<10} {', '.join(_group_options(g, root))}" for g in sorted(p.name for p in root.iterdir() if p.is_dir())]
     except BiolmError:
         pass
     lines += ["", "examples:", "  biolm finetune experiment=demo_prom300", "  biolm predict run=runs/demo_bert input=seqs.fa output=preds.csv"]

@@ -1,0 +1,79 @@
+"""Per-sample sequence datasets from a VCF: one row per sample (or haplotype) with its label.
+
+In: a VCF with genotypes, a `Reference`, a region ``CONTIG:START-END`` and optionally a labels
+table (``sample`` and ``label`` columns, e.g. case/control). Out: a table ``id, sample,
+haplotype, sequence[, label]`` ready for ``biolm finetune data.train=...``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from biolm.data.io import write_table
+from biolm.errors import BiolmError
+from biolm.variants.reference import Reference
+from biolm.variants.sequences import sample_sequences
+
+log = logging.getLogger(__name__)
+
+
+def read_sample_labels(path: str | Path, sample_column: str = "sample", label_column: str = "label") -> dict[str, str]:
+    """``{sample: label}`` from a CSV/TSV table."""
+    path = Path(path)
+    if not path.is_file():
+        raise BiolmError(f"labels: file not found: {path}")
+    table = pd.read_csv(path, sep="\t" if ".tsv" in path.name or ".txt" in path.name else ",", dtype=str)
+    missing = [c for c in (sample_column, label_column) if c not in table.columns]
+    if missing:
+        raise BiolmError(f"labels: {path} lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)}); set sample_column= / label_column=")
+    duplicated = table[sample_column][table[sample_column].duplicated()]
+    if len(duplicated):
+        raise BiolmError(f"labels: {path}: sample {duplicated.iloc[0]!r} appears twice")
+    return dict(zip(table[sample_column], table[label_column]))
+
+
+def variant_dataset(
+    vcf: str | Path,
+    reference: Reference | str | Path,
+    region: str,
+    labels: str | Path | None = None,
+    output: str | None = None,
+    mode: str = "haplotype",
+    strand: str = "+",
+    on_ref_mismatch: str = "error",
+    sample_column: str = "sample",
+    label_column: str = "label",
+    aliases: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """One sequence per sample (``consensus``) or per haplotype (``haplotype``) over ``region``.
+
+    Args:
+        vcf: VCF with genotypes (filter it first with `filter_vcf`).
+        reference: `Reference` or FASTA path.
+        region: ``CONTIG:START-END``, 1-based inclusive.
+        labels: optional table of ``sample_column`` -> ``label_column``; samples without a label are dropped.
+        output: table to write (CSV/TSV/Parquet), atomically.
+        mode: ``haplotype`` (two rows per sample, GT slots 1 and 2) or ``consensus`` (every ALT carried).
+        strand: ``+`` or ``-`` (reverse complement).
+
+    Returns:
+        ``id, sample, haplotype, sequence`` (+ ``label``).
+    """
+    reference = reference if isinstance(reference, Reference) else Reference(reference, aliases)
+    frame = sample_sequences(str(vcf), reference, region, mode=mode, strand=strand, on_ref_mismatch=on_ref_mismatch)
+    if labels is not None:
+        table = read_sample_labels(labels, sample_column, label_column)
+        unlabelled = sorted(set(frame["sample"]) - set(table))
+        if len(unlabelled) == frame["sample"].nunique():
+            raise BiolmError(f"labels: no sample of {vcf} is in {labels} (VCF samples: {', '.join(sorted(set(frame['sample']))[:5])}, ...)")
+        if unlabelled:
+            log.warning("%d samples have no label in %s and are left out: %s", len(unlabelled), labels, ", ".join(unlabelled[:10]))
+        frame = frame[frame["sample"].isin(table)].reset_index(drop=True)
+        frame["label"] = frame["sample"].map(table)
+    if output:
+        write_table(frame, str(output))
+        log.info("%d sequences of %d bp written to %s", len(frame), int(frame["sequence"].str.len().median()), output)
+    return frame

@@ -1,0 +1,96 @@
+"""`score_vcf`: the ``biolm variants score`` pipeline from files to files.
+
+In: a run folder, a VCF (or a CSV/TSV with ``chrom, pos, ref, alt``), a reference FASTA, optional
+labels. Out: the score table (TSV/CSV/Parquet), an annotated VCF (INFO ``BIOLM_SCORE``) when the
+input is a VCF, and with labels ``<output stem>.metrics.json`` (AUROC/AUPRC) and
+``<output stem>.roc.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pandas as pd
+
+from biolm.data.io import atomic_path, write_table
+from biolm.errors import BiolmError
+from biolm.variants.evaluation import annotate_vcf, attach_labels, evaluate_scores
+from biolm.variants.reference import Reference, parse_region
+from biolm.variants.scoring import score_variants
+from biolm.variants.vcf import read_variants
+
+log = logging.getLogger(__name__)
+
+_TABLES = (".csv", ".tsv", ".csv.gz", ".tsv.gz", ".parquet")
+
+
+def _stem(path: str) -> str:
+    for suffix in (".tsv.gz", ".csv.gz", ".tsv", ".csv", ".parquet"):
+        if path.endswith(suffix):
+            return path[: -len(suffix)]
+    return path
+
+
+def score_vcf(
+    run: str,
+    vcf: str,
+    reference: str,
+    output: str,
+    window_bp: int = 512,
+    batch_size: int = 32,
+    strand: str = "+",
+    average_rc: bool = False,
+    on_ref_mismatch: str = "error",
+    labels: str | None = None,
+    label_column: str = "label",
+    annotated_vcf: str | None = None,
+    region: str | None = None,
+    snvs_only: bool = False,
+    max_indel_bp: int = 50,
+    aliases: dict[str, str] | None = None,
+) -> tuple[pd.DataFrame, dict | None]:
+    """Score the variants of a file and write the outputs (see module docstring).
+
+    Args:
+        region: only variants inside ``CONTIG:START-END``.
+        snvs_only: only single-base substitutions.
+        annotated_vcf: where to write the annotated VCF (default ``<output stem>.vcf.gz``; ``""``: none).
+
+    Returns:
+        (scores, metrics): metrics is None without labels.
+    """
+    ref = Reference(reference, aliases)
+    if vcf.endswith(_TABLES):
+        table = pd.read_csv(vcf, sep="\t" if ".tsv" in vcf else ",", dtype={"chrom": str}) if not vcf.endswith(".parquet") else pd.read_parquet(vcf)
+        is_vcf = False
+    else:
+        table, skipped = read_variants(vcf, max_indel_bp=max_indel_bp)
+        if skipped:
+            log.info("alleles not scored (not SNV/small indel): %s", dict(skipped))
+        is_vcf = True
+    if region:
+        contig, start, end = parse_region(region)
+        keep = (table["chrom"].astype(str).map(ref.canonical) == ref.canonical(contig)) & (table["pos"] > start) & (table["pos"] <= end)
+        table = table[keep]
+    if snvs_only:
+        table = table[(table["ref"].str.len() == 1) & (table["alt"].str.len() == 1)]
+    if table.empty:
+        raise BiolmError(f"vcf: no variants left to score in {vcf} (region={region}, snvs_only={snvs_only})")
+    scores = score_variants(run, table, ref, window_bp, batch_size, strand, average_rc, on_ref_mismatch)
+    metrics = None
+    if labels:
+        scores = attach_labels(scores, labels, label_column)
+    elif label_column in scores:
+        scores["label"] = scores[label_column]
+    if "label" in scores and scores["label"].notna().any():
+        metrics = evaluate_scores(scores, roc_png=f"{_stem(output)}.roc.png")
+        metrics.update({"method": str(scores["method"].iloc[0]), "model": str(scores["model"].iloc[0]), "window_bp": int(window_bp)})
+        with atomic_path(f"{_stem(output)}.metrics.json") as tmp:
+            tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    write_table(scores, output)
+    if is_vcf and annotated_vcf != "":
+        target = annotated_vcf or f"{_stem(output)}.vcf.gz"
+        count = annotate_vcf(vcf, scores, target)
+        log.info("annotated VCF (INFO BIOLM_SCORE on %d records) written to %s", count, target)
+    return scores, metrics

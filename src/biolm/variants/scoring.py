@@ -1,0 +1,231 @@
+"""Variant effect scores: zero-shot from language models, or from a fine-tuned classifier.
+
+In: a run folder (pretraining run: ``mlm``/``clm``; fine-tuned run: binary or regression), variants
+(``chrom, pos`` 1-based, ``ref, alt``) and a `Reference`. Windows of ``window_bp`` bases are
+built around each variant (`variant_windows`), tokenized as ``(batch, tokens)`` ids and scored
+in batches of ``batch_size`` windows. Out: one score per variant (``float``, NaN when a method
+cannot score it, with the reason in ``note``):
+
+- ``clm_llr`` (causal LM): ``log P(alt window) - log P(ref window)``, each the sum over tokens of
+  ``log_softmax(logits[:, t - 1])[ids[:, t]]``. Negative: the alternative is less likely.
+- ``mlm_masked_marginal`` (masked LM, substitutions only): the tokens overlapping the variant's
+  bases are masked in the reference window (one k-mer span for overlapping k-mers, one token
+  per base for characters), and the score is ``sum_t log p(alt token_t) - log p(ref token_t)``
+  over those masked tokens, from the same forward pass.
+- ``supervised_diff`` (fine-tuned run): ``f(alt window) - f(ref window)``, ``f`` the positive
+  class probability (binary) or the value (regression), from `biolm.api.predict`.
+
+``average_rc`` averages each score over the plus-strand and the reverse-complement windows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from biolm.errors import BiolmError
+from biolm.runs import LanguageModelRun, Run, load_language_model_run, load_run
+from biolm.variants.reference import Reference
+from biolm.variants.sequences import variant_windows
+
+log = logging.getLogger(__name__)
+
+METHODS = {"clm": "clm_llr", "mlm": "mlm_masked_marginal", "supervised": "supervised_diff"}
+
+
+def load_scoring_run(run: Run | LanguageModelRun | str | Path) -> Run | LanguageModelRun:
+    """A fine-tuned run (it has ``labels.json``) or a pretraining run, loaded."""
+    if isinstance(run, (Run, LanguageModelRun)):
+        return run
+    return load_run(run) if (Path(run) / "labels.json").exists() else load_language_model_run(run)
+
+
+def method_of(run: Run | LanguageModelRun) -> str:
+    """``clm_llr``, ``mlm_masked_marginal`` or ``supervised_diff``."""
+    return METHODS[run.objective] if isinstance(run, LanguageModelRun) else METHODS["supervised"]
+
+
+def as_variant_table(variants) -> pd.DataFrame:
+    """A DataFrame with ``chrom, pos, ref, alt`` from a DataFrame, a list of tuples/dicts."""
+    if isinstance(variants, pd.DataFrame):
+        frame = variants.copy()
+    else:
+        rows = list(variants)
+        if rows and isinstance(rows[0], dict):
+            frame = pd.DataFrame(rows)
+        else:
+            frame = pd.DataFrame([tuple(r)[:4] for r in rows], columns=["chrom", "pos", "ref", "alt"])
+    missing = [c for c in ("chrom", "pos", "ref", "alt") if c not in frame.columns]
+    if missing:
+        raise BiolmError(f"variants: missing column(s) {', '.join(missing)} (need chrom, pos (1-based), ref, alt)")
+    frame["chrom"] = frame["chrom"].astype(str)
+    try:
+        frame["pos"] = frame["pos"].astype(np.int64)
+    except (TypeError, ValueError):
+        raise BiolmError("variants: pos must be integers (1-based positions)") from None
+    frame["ref"] = frame["ref"].astype(str).str.upper()
+    frame["alt"] = frame["alt"].astype(str).str.upper()
+    bad = ~(frame["ref"].str.fullmatch("[ACGTN]+") & frame["alt"].str.fullmatch("[ACGTN]+"))
+    if bad.any():
+        row = frame[bad].iloc[0]
+        raise BiolmError(f"variants: row {int(np.flatnonzero(bad)[0]) + 1}: alleles {row.ref}>{row.alt} are not A/C/G/T/N strings")
+    return frame.reset_index(drop=True)
+
+
+def _padded(ids: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """list of (tokens,) -> (batch, max_tokens) ids and bool mask."""
+    width = max(len(x) for x in ids)
+    out = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    for i, x in enumerate(ids):
+        out[i, : len(x)] = torch.from_numpy(np.asarray(x, dtype=np.int64))
+    return out, out != pad_id
+
+
+@torch.inference_mode()
+def clm_log_likelihood(run: LanguageModelRun, sequences: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """``(n,)`` summed next-token log-likelihoods (natural log) of each sequence under a causal LM."""
+    ids = run.tokenizer.encode_batch(list(sequences))
+    _check_length(run, ids)
+    out = np.empty(len(ids), dtype=np.float64)
+    for start in range(0, len(ids), batch_size):
+        input_ids, mask = _padded(ids[start : start + batch_size], run.tokenizer.pad_id)
+        logp = torch.log_softmax(run.model(input_ids, mask).float(), dim=-1)  # (B, T, V)
+        target = input_ids[:, 1:]
+        token_lp = logp[:, :-1].gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+        out[start : start + len(input_ids)] = (token_lp * mask[:, 1:]).sum(dim=1).double().numpy()
+    return out
+
+
+def _token_span(tokenizer, offset: int, length: int, n_tokens: int) -> tuple[int, int]:
+    """Token indices ``[lo, hi)`` (specials included) whose bases overlap ``[offset, offset+length)``."""
+    first = 1 if getattr(tokenizer, "add_special_tokens", True) else 0
+    kind = getattr(tokenizer, "kind", None)
+    if kind == "kmer":
+        k, stride = tokenizer.k, tokenizer.stride
+        lo = max(0, math.ceil((offset - k + 1) / stride))
+        hi = (offset + length - 1) // stride + 1
+    else:
+        lo, hi = offset, offset + length
+    return first + lo, min(first + hi, n_tokens - (1 if first else 0))
+
+
+@torch.inference_mode()
+def mlm_masked_marginal(run: LanguageModelRun, ref: Sequence[str], alt: Sequence[str], offsets: np.ndarray, lengths: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """``(n,)`` masked-marginal scores of equal-length substitutions (see module docstring)."""
+    tokenizer = run.tokenizer
+    if getattr(tokenizer, "kind", None) not in ("char", "kmer"):
+        raise BiolmError("run: masked-marginal scores need a char or k-mer tokenizer (BPE tokens change with the allele); use a CLM run")
+    ref_ids = tokenizer.encode_batch(list(ref))
+    alt_ids = tokenizer.encode_batch(list(alt))
+    _check_length(run, ref_ids)
+    out = np.empty(len(ref_ids), dtype=np.float64)
+    for start in range(0, len(ref_ids), batch_size):
+        stop = min(start + batch_size, len(ref_ids))
+        input_ids, mask = _padded(ref_ids[start:stop], tokenizer.pad_id)
+        alt_tensor, _ = _padded(alt_ids[start:stop], tokenizer.pad_id)
+        picked = torch.zeros_like(mask)
+        for row, i in enumerate(range(start, stop)):
+            lo, hi = _token_span(tokenizer, int(offsets[i]), int(lengths[i]), len(ref_ids[i]))
+            picked[row, lo:hi] = True
+        masked = input_ids.masked_fill(picked, tokenizer.mask_id)
+        # The LM head only at the masked tokens: (N, V) for the N True cells of `picked`, row-major.
+        logp = torch.log_softmax(run.model(masked, mask, positions=picked).float(), dim=-1)
+        cells = torch.arange(logp.shape[0])
+        gain = logp[cells, alt_tensor[picked]] - logp[cells, input_ids[picked]]  # (N,)
+        rows = picked.nonzero()[:, 0]
+        out[start:stop] = torch.zeros(stop - start, dtype=torch.float64).index_add_(0, rows, gain.double()).numpy()
+    return out
+
+
+def _check_length(run, ids) -> None:
+    limit = getattr(run.model, "max_tokens", None)
+    longest = max((len(x) for x in ids), default=0)
+    if limit and longest > limit:
+        raise BiolmError(f"window: {longest} tokens per window exceed the model's limit of {limit}; lower window=")
+
+
+def _strand_scores(run, windows, method: str, batch_size: int) -> tuple[np.ndarray, list[str]]:
+    n = len(windows.ref)
+    notes = [""] * n
+    if method == "clm_llr":
+        ll = clm_log_likelihood(run, windows.alt + windows.ref, batch_size)
+        return ll[:n] - ll[n:], notes
+    if method == "mlm_masked_marginal":
+        scores = np.full(n, np.nan)
+        subst = np.flatnonzero(windows.ref_len == windows.alt_len)
+        for i in set(range(n)) - set(subst.tolist()):
+            notes[i] = "indel: masked-marginal scores substitutions only"
+        if len(subst):
+            scores[subst] = mlm_masked_marginal(
+                run, [windows.ref[i] for i in subst], [windows.alt[i] for i in subst], windows.offset[subst], windows.ref_len[subst], batch_size
+            )
+        return scores, notes
+    from biolm.api import predict
+
+    spec = run.labels
+    if spec.task not in ("binary", "regression"):
+        raise BiolmError(f"run: {run.path} is a {spec.task} model; supervised variant scores need a binary or regression run")
+    frame = predict(run, windows.alt + windows.ref, batch_size=batch_size)
+    column = f"prob_{spec.classes[1]}" if spec.task == "binary" else "prediction"
+    values = frame[column].to_numpy(dtype=np.float64)
+    return values[:n] - values[n:], notes
+
+
+def score_variants(
+    run: Run | LanguageModelRun | str | Path,
+    variants,
+    reference: Reference | str | Path,
+    window_bp: int = 512,
+    batch_size: int = 32,
+    strand: str = "+",
+    average_rc: bool = False,
+    on_ref_mismatch: str = "error",
+    aliases: dict[str, str] | None = None,
+) -> pd.DataFrame:
+    """Score variants with a language model (zero-shot) or a fine-tuned run (supervised).
+
+    Args:
+        run: a run folder or a loaded run (pretraining -> zero-shot, fine-tuned -> supervised).
+        variants: DataFrame or list of ``(chrom, pos, ref, alt)`` (1-based pos); extra columns are kept.
+        reference: `Reference` or a FASTA path.
+        window_bp: bases per window, centred on each variant.
+        batch_size: windows per forward pass.
+        strand: ``+`` or ``-`` (reverse-complemented windows).
+        average_rc: average the score over both strands (``strand`` is then ignored).
+        on_ref_mismatch: ``error`` or ``skip`` (NaN score, ``note`` says why).
+        aliases: contig aliases when ``reference`` is a path.
+
+    Returns:
+        The variants with ``score``, ``method``, ``model``, ``window_bp``, ``note`` columns.
+    """
+    loaded = load_scoring_run(run)
+    method = method_of(loaded)
+    reference = reference if isinstance(reference, Reference) else Reference(reference, aliases)
+    frame = as_variant_table(variants)
+    usable = reference.check_alleles(frame, on_ref_mismatch)
+    scores = np.full(len(frame), np.nan)
+    notes = np.array(["" if ok else "ref_mismatch_or_outside_reference" for ok in usable], dtype=object)
+    picked = frame[usable]
+    if len(picked):
+        strands = ["+", "-"] if average_rc else [strand]
+        per_strand = []
+        for one in strands:
+            windows = variant_windows(picked, reference, int(window_bp), one)
+            values, reasons = _strand_scores(loaded, windows, method, int(batch_size))
+            per_strand.append(values)
+        scores[usable] = np.mean(per_strand, axis=0)
+        notes[np.flatnonzero(usable)] = reasons
+    frame["score"] = scores
+    frame["method"] = method
+    frame["model"] = str(loaded.path)
+    frame["window_bp"] = int(window_bp)
+    frame["strand"] = "both" if average_rc else strand
+    frame["note"] = notes
+    log.info("%s: %d of %d variants scored (%s, window %d bp)", loaded.path, int(np.isfinite(scores).sum()), len(frame), method, window_bp)
+    return frame
