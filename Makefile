@@ -33,6 +33,7 @@ bench: setup
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/long_context.py
 	$(BIN)/python bench/variant_scoring.py
+	$(BIN)/python bench/serve_load.py
 
 clean:
 	rm -rf runs .pytest_cache

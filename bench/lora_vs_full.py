@@ -38,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--r", type=int, default=8)
+    parser.add_argument("--gradient-checkpointing", action="store_true", help="both modes recompute activations (the usual pairing with LoRA on small GPUs)")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--init-from", default="runs/ecoli_hyena_clm_20min")
     parser.add_argument("--data", default="gue_prom_300_tata")
@@ -71,6 +72,7 @@ def child(args: argparse.Namespace) -> None:
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     cfg = OmegaConf.load(REPO / "configs" / "model" / f"{model_name}.yaml")
+    cfg.trunk.gradient_checkpointing = bool(args.gradient_checkpointing)
     model = build_sequence_model(cfg, vocab_size=4101, pad_token_id=0, num_outputs=1)
     if mode == "lora":
         adapter = OmegaConf.create({"name": "lora", "r": args.r, "alpha": 2 * args.r, "dropout": 0.05, "bias": "none", "target_modules": None})
@@ -113,12 +115,13 @@ def child(args: argparse.Namespace) -> None:
 
 
 def cost(args: argparse.Namespace) -> None:
-    print(f"== cost: batch {args.batch} x {args.tokens} tokens, {args.steps} timed steps, LoRA r={args.r} (device: {'cuda' if _has_cuda() else 'cpu'})")
+    print(f"== cost: batch {args.batch} x {args.tokens} tokens, {args.steps} timed steps, LoRA r={args.r}, gradient checkpointing {'on' if args.gradient_checkpointing else 'off'} (device: {'cuda' if _has_cuda() else 'cpu'})")
     for model_name in args.models:
         rows = {}
         for mode in ("full", "lora"):
             out = subprocess.run(
-                [sys.executable, __file__, "--child", model_name, mode, "--batch", str(args.batch), "--tokens", str(args.tokens), "--steps", str(args.steps), "--r", str(args.r)],
+                [sys.executable, __file__, "--child", model_name, mode, "--batch", str(args.batch), "--tokens", str(args.tokens), "--steps", str(args.steps), "--r", str(args.r)]
+                + (["--gradient-checkpointing"] if args.gradient_checkpointing else []),
                 capture_output=True, text=True, check=True,
             )
             rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "variants dataset": "one sequence per sample (its alleles applied) over a region, with its case/control label",
     "variants score": "zero-shot (LM run) or supervised variant effect scores, annotated VCF, AUROC with labels",
     "variants ism": "in-silico saturation mutagenesis of a region: heatmap PNG + TSV",
+    "serve": "HTTP prediction service for a trained run (page, /v1/predict, /docs)",
 }
 CONFIG_DIR_ENV = "BIOLM_CONFIG_DIR"
 CONFIG_SUBDIRS: dict[str, str] = {}  # commands whose configs live in their own Hydra root under configs/
@@ -225,6 +226,12 @@ def cmd_report(cfg: DictConfig) -> None:
     write_report(Path(_required(cfg, "run", "pass run=runs/<name>")))
 
 
+def cmd_serve(cfg: DictConfig) -> None:
+    from biolm.service import ServeSettings, serve
+
+    serve(_required(cfg, "run", "pass run=runs/<name>"), ServeSettings.from_config(cfg))
+
+
 def _aliases(cfg: DictConfig) -> dict[str, str]:
     return {str(k): str(v) for k, v in (cfg.get("aliases") or {}).items()}
 
@@ -320,6 +327,7 @@ HANDLERS: dict[str, Callable[[DictConfig], None]] = {
     "variants dataset": cmd_variants_dataset,
     "variants score": cmd_variants_score,
     "variants ism": cmd_variants_ism,
+    "serve": cmd_serve,
 }
 
 

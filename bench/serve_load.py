@@ -1,0 +1,252 @@
+"""Load test of `biolm serve`: dynamic micro-batching on vs off, side by side.
+
+Starts the server on loopback twice (batching=false, then batching=true; same run, same settings
+otherwise), drives each with N concurrent httpx async clients posting one real GUE sequence per
+request (bounded by a request count and a time limit), alternating the two modes ``--repeats`` times, and
+prints the medians of requests/s, sequences/s, p50/p99 latency, errors, and sequences per forward
+pass; then what bounds the ratio on this machine: the HTTP ceiling (``GET /healthz`` with the same
+client) and the model-side speed-up (the micro-batcher driven directly, no HTTP). The end-to-end
+batching speed-up ratio is printed last.
+
+    python bench/serve_load.py [--run runs/demo_prom300_bert] [--clients 32] [--requests 30] [--duration-s 40]
+
+Without the run folder (``make demo`` writes it) a stand-in run of the same architecture is trained
+for a few steps into a temporary folder: throughput does not depend on how well it was trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_SET = REPO / "data" / "gue" / "prom_300_tata" / "test.csv.gz"
+
+
+def stand_in_run(folder: Path) -> Path:
+    """The demo's architecture trained for a few steps (for throughput only)."""
+    from biolm import api
+    from biolm.cli import compose
+
+    cfg = compose(
+        "finetune",
+        [
+            "experiment=demo_prom300",
+            "trainer.max_epochs=1",
+            "+trainer.limit_train_batches=4",
+            "+trainer.limit_val_batches=1",
+            "trainer.accelerator=cpu",
+            "progress_bar=false",
+            f"output_dir={folder}",
+            "run_name=bench_stand_in",
+        ],
+    )
+    return api.finetune(cfg)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(run: Path, port: int, batching: bool, args: argparse.Namespace, log_path: Path) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "biolm.cli", "serve", f"run={run}", "host=127.0.0.1", f"port={port}",
+        f"batching={str(batching).lower()}", f"max_batch={args.max_batch}", f"max_wait_ms={args.max_wait_ms}",
+    ]  # fmt: skip
+    if args.torch_threads:
+        command.append(f"torch_threads={args.torch_threads}")
+    log = open(log_path, "w")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout_s: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server exited with code {process.returncode} before it was ready")
+        try:
+            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"the server at {url} was not ready after {timeout_s:.0f} s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)  # graceful: uvicorn finishes in-flight requests
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+async def drive(url: str, sequences: list[str], clients: int, requests_per_client: int, duration_s: float, per_request: int) -> dict:
+    """N clients, each posting up to ``requests_per_client`` requests until ``duration_s`` is over."""
+    latencies: list[float] = []
+    errors = 0
+    kinds: Counter[str] = Counter()
+    # Idle connections expire on the client before uvicorn's 5 s keep-alive closes them on the server:
+    # otherwise a request can race the server's close and fail ("server disconnected").
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=4.0)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+        for i in range(min(clients, 8)):  # warm-up: connections, first forward passes
+            await client.post("/v1/predict", json={"sequences": sequences[i : i + per_request]})
+        stop_at = time.perf_counter() + duration_s
+
+        async def one_client(k: int) -> None:
+            nonlocal errors
+            for j in range(requests_per_client):
+                if time.perf_counter() > stop_at:
+                    return
+                start = (k * requests_per_client + j) * per_request % (len(sequences) - per_request)
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post("/v1/predict", json={"sequences": sequences[start : start + per_request]})
+                    ok = response.status_code == 200 and len(response.json()["predictions"]) == per_request
+                    kind = f"HTTP {response.status_code}"
+                except httpx.HTTPError as err:
+                    ok, kind = False, f"{type(err).__name__}: {err}"
+                latencies.append(time.perf_counter() - t0)
+                errors += not ok
+                kinds[kind] += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client(k) for k in range(clients)))
+        elapsed = time.perf_counter() - t0
+    for kind, count in kinds.items():
+        if count:
+            print(f"  error: {count} x {kind}", file=sys.stderr)
+    lat = np.array(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "requests/s": len(latencies) / elapsed,
+        "sequences/s": len(latencies) * per_request / elapsed,
+        "p50 ms": float(np.percentile(lat, 50)),
+        "p99 ms": float(np.percentile(lat, 99)),
+        "errors": errors,
+    }
+
+
+async def http_ceiling(url: str, clients: int, requests_per_client: int) -> float:
+    """Requests/s of ``GET /healthz`` with the same client: what HTTP alone allows on this machine."""
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+
+        async def one_client() -> None:
+            for _ in range(requests_per_client):
+                await client.get("/healthz")
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one_client() for _ in range(clients)))
+        return clients * requests_per_client / (time.perf_counter() - t0)
+
+
+def model_side(run_dir: Path, sequences: list[str], clients: int, rounds: int, args: argparse.Namespace) -> dict[str, float]:
+    """Sequences/s of the micro-batcher alone (no HTTP), ``clients`` concurrent callers, on vs off."""
+    import torch
+
+    from biolm import api
+    from biolm.service.app import predict_rows
+    from biolm.service.batching import MicroBatcher
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    run = api.load_run(run_dir)
+    out = {}
+    for enabled in (False, True):
+        batcher = MicroBatcher(lambda s: predict_rows(run, s, args.max_batch), args.max_batch, args.max_wait_ms, enabled)
+
+        async def go() -> float:
+            await batcher.start()
+            await batcher.submit(sequences[:4])
+
+            async def caller(k: int) -> None:
+                for j in range(rounds):
+                    await batcher.submit([sequences[(k * rounds + j) % len(sequences)]])
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(caller(k) for k in range(clients)))
+            elapsed = time.perf_counter() - t0
+            await batcher.stop()
+            return clients * rounds / elapsed
+
+        out["on" if enabled else "off"] = asyncio.run(go())
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", default=str(REPO / "runs" / "demo_prom300_bert"))
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=30, help="requests per client (upper bound)")
+    parser.add_argument("--duration-s", type=float, default=40.0, help="time limit per round")
+    parser.add_argument("--sequences-per-request", type=int, default=1)
+    parser.add_argument("--max-batch", type=int, default=64)
+    parser.add_argument("--max-wait-ms", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=2, help="alternating off/on rounds; medians are reported")
+    parser.add_argument("--torch-threads", type=int, default=1, help="the server's torch_threads (0: torch's default)")
+    args = parser.parse_args()
+
+    with gzip.open(TEST_SET, "rt") as handle:
+        sequences = pd.read_csv(handle)["sequence"].tolist()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(args.run)
+        if not (run / "model.safetensors").exists():
+            print(f"{run} not found (make demo writes it); training a stand-in run of the same architecture", file=sys.stderr)
+            run = stand_in_run(Path(tmp))
+        runs: dict[str, list[dict]] = {"batching off": [], "batching on": []}
+        for repeat in range(args.repeats):  # modes alternate, so that drifting machine load hits both
+            for batching in (False, True):
+                name = "batching on" if batching else "batching off"
+                port = free_port()
+                url = f"http://127.0.0.1:{port}"
+                log_path = Path(tmp) / f"server_{batching}_{repeat}.log"
+                process = start_server(run, port, batching, args, log_path)
+                try:
+                    wait_ready(url, process)
+                    if repeat == 0 and not batching:
+                        ceiling = asyncio.run(http_ceiling(url, args.clients, 10))
+                    row = asyncio.run(drive(url, sequences, args.clients, args.requests, args.duration_s, args.sequences_per_request))
+                finally:
+                    stop_server(process)
+                passes = re.findall(r"\(([\d.]+) per pass\)", log_path.read_text())
+                row["seqs/pass"] = float(passes[-1]) if passes else float("nan")
+                runs[name].append(row)
+                print(f"{name} #{repeat + 1}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items()), file=sys.stderr)
+        inside = model_side(run, sequences, args.clients, 8, args)
+    rows = {name: {key: float(np.median([r[key] for r in results])) for key in results[0]} for name, results in runs.items()}
+    for name, results in runs.items():
+        rows[name]["errors"] = sum(r["errors"] for r in results)
+    table = pd.DataFrame(rows).T
+    print(f"\nrun {run.name}, {args.clients} concurrent clients, {args.sequences_per_request} sequence(s) per request, "
+          f"max_batch={args.max_batch}, max_wait_ms={args.max_wait_ms:g}, torch_threads={args.torch_threads or 'default'}, {os.cpu_count()} CPUs")  # fmt: skip
+    print(f"(medians of {args.repeats} alternating rounds; seqs/pass: mean sequences per forward pass)")
+    print(table.to_string(float_format=lambda v: f"{v:,.1f}"))
+    print(f"\nHTTP ceiling (GET /healthz, same client, {args.clients} clients): {ceiling:,.1f} requests/s")
+    print(f"model side (micro-batcher alone, no HTTP, {args.clients} callers): {inside['off']:,.1f} -> {inside['on']:,.1f} sequences/s, "
+          f"{inside['on'] / inside['off']:.2f}x")  # fmt: skip
+    ratio = rows["batching on"]["requests/s"] / rows["batching off"]["requests/s"]
+    print(f"\nbatching speed-up (requests/s, on / off, {args.clients} clients): {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

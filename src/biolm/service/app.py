@@ -1,0 +1,345 @@
+"""The prediction service: `create_app(run, settings)` -> a FastAPI app serving one trained run.
+
+Routes (JSON in and out; see /docs for the OpenAPI schema):
+
+    GET  /                   a small self-contained page (paste or upload FASTA, table, CSV download)
+    POST /v1/predict         {"sequences": [...], "ids": [...]?} -> one prediction per sequence
+    POST /v1/variants/score  variant effect scores (when biolm.variants is installed and reference= is set)
+    GET  /v1/model           model card: task, labels, test metrics, tokenizer, input window, limits
+    GET  /healthz, /readyz   liveness; readiness (503 while starting or shutting down)
+
+Predictions go through `biolm.api.predict`, the function behind ``biolm predict``, via the
+`MicroBatcher`, which runs concurrent requests as shared forward passes on a worker thread.
+User mistakes are 4xx JSON ``{"detail": "<one line>"}``: 422 for a bad body (naming the sequence
+index and character), 413 for a body over ``max_body_bytes``, 401 for a missing or wrong API key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import APIKeyHeader
+
+from biolm import api
+from biolm.errors import BiolmError, InvalidSequenceError
+from biolm.runs import Run, count_parameters
+from biolm.service.batching import MicroBatcher
+from biolm.service.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from biolm.service.schemas import (
+    ErrorBody,
+    Health,
+    ModelCard,
+    Prediction,
+    PredictRequest,
+    PredictResponse,
+)
+from biolm.tokenizers.alphabet import normalize_sequences
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+
+
+@dataclass
+class ServeSettings:
+    """Server settings; the defaults are those of ``configs/serve.yaml`` (a test keeps them equal).
+
+    Attributes:
+        host: interface to bind (loopback unless told otherwise).
+        port: TCP port.
+        api_key: when set, /v1/* requires it in the ``X-API-Key`` header.
+        batching: gather concurrent requests into shared forward passes.
+        max_batch: most sequences per shared forward pass.
+        max_wait_ms: longest a request waits for others to share its forward pass.
+        max_sequences: most sequences in one request.
+        max_length_bp: longest sequence accepted (bases, after stripping whitespace).
+        max_body_bytes: largest request body.
+        cors_origins: origins allowed by CORS (empty: CORS off).
+        reference: reference FASTA for /v1/variants/score (None: no variant route).
+        variants_window_bp: default window of variant scoring.
+        graceful_timeout_s: on shutdown, how long in-flight requests may take to finish.
+        torch_threads: intra-op threads of the forward pass (None: torch's default, one per core).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    batching: bool = True
+    max_batch: int = 64
+    max_wait_ms: float = 10.0
+    max_sequences: int = 1024
+    max_length_bp: int = 100_000
+    max_body_bytes: int = 8_000_000
+    cors_origins: list[str] = field(default_factory=list)
+    reference: str | None = None
+    variants_window_bp: int = 512
+    graceful_timeout_s: float = 30.0
+    torch_threads: int | None = None
+
+    @classmethod
+    def from_config(cls, cfg) -> ServeSettings:
+        """Settings from the composed ``serve`` config (unknown keys are ignored)."""
+        known = {name: cfg[name] for name in cls.__dataclass_fields__ if name in cfg and cfg[name] is not None}
+        if "cors_origins" in known:
+            known["cors_origins"] = [str(origin) for origin in known["cors_origins"]]
+        if "reference" in known:
+            known["reference"] = str(known["reference"])
+        if "api_key" in known:
+            known["api_key"] = str(known["api_key"]) or None  # Hydra reads api_key=1234 as an int
+        return cls(**known)
+
+
+def check_sequences(body: PredictRequest, run: Run, settings: ServeSettings) -> tuple[list[str], list[str]]:
+    """Validate a request against the run's alphabet and the server's limits.
+
+    Returns:
+        ``(sequences, ids)``: upper-case, stripped sequences and their ids.
+
+    Raises:
+        BiolmError: a message naming the field, the sequence index and what is accepted.
+    """
+    sequences = body.sequences
+    if not sequences:
+        raise BiolmError("sequences: the list is empty; send at least one sequence")
+    if len(sequences) > settings.max_sequences:
+        raise BiolmError(f"sequences: {len(sequences)} sequences in one request; at most {settings.max_sequences} accepted (max_sequences)")
+    if body.ids is not None and len(body.ids) != len(sequences):
+        raise BiolmError(f"ids: {len(body.ids)} ids for {len(sequences)} sequences; send one id per sequence or none")
+    for index, seq in enumerate(sequences):
+        length = len(seq.strip())
+        if length == 0:
+            raise BiolmError(f"sequences[{index}]: the sequence is empty")
+        if length > settings.max_length_bp:
+            raise BiolmError(f"sequences[{index}]: {length} bp; at most {settings.max_length_bp} bp accepted (max_length_bp)")
+    try:
+        clean = normalize_sequences(sequences, run.tokenizer.invalid)
+    except InvalidSequenceError as err:
+        # The run's tokenizer policy is fixed here, so the CLI's tokenizer.invalid hint does not apply.
+        raise BiolmError(f"sequences[{err.index}]: invalid character {err.char!r} at position {err.position + 1} (accepted: A, C, G, T, N in any case)") from None
+    ids = list(body.ids) if body.ids is not None else [f"seq{i}" for i in range(len(sequences))]
+    return clean, ids
+
+
+def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[tuple[str | float, dict[str, float] | None]]:
+    """`biolm.api.predict` as one ``(prediction, probabilities)`` pair per sequence.
+
+    Runs on the inference thread: the table is converted there once per forward pass, not once
+    per request on the event loop.
+    """
+    frame = api.predict(run, sequences, batch_size=batch_size)
+    predictions = frame["prediction"].tolist()
+    if run.labels.task == "regression":
+        return [(float(value), None) for value in predictions]
+    classes = run.labels.classes
+    probabilities = frame[[f"prob_{c}" for c in classes]].to_numpy(dtype=float).tolist()
+    return [(str(value), dict(zip(classes, row))) for value, row in zip(predictions, probabilities)]
+
+
+def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:
+    """The model card of a loaded run."""
+    metrics_path = run.path / "test_metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    max_tokens = run.max_tokens
+    per_token = float(run.tokenizer.bases_per_token)
+    windowing = run.cfg.data.get("window") or {}
+    settings_of_predict = run.cfg.get("predict") or {}
+    window = {
+        "max_tokens": max_tokens,
+        "bases_per_token": per_token,
+        "max_bp": int(max_tokens * per_token) if max_tokens else None,
+        # long inputs: cut into windows of size_bp (every stride_bp), scores aggregated per sequence
+        "size_bp": windowing.get("size"),
+        "stride_bp": windowing.get("stride"),
+        "aggregate": settings_of_predict.get("aggregate") or "mean",
+        "rc_average": bool(settings_of_predict.get("rc_average") or False),
+    }
+    _, total = count_parameters(run.model)
+    trunk = run.cfg.model.get("trunk", {})
+    model = {"trunk": trunk.get("_target_") if hasattr(trunk, "get") else None, "parameters": total}
+    limits = {name: value for name, value in asdict(settings).items() if name.startswith("max_") or name in ("batching", "variants_window_bp")}
+    return ModelCard(
+        name=run.path.name,
+        task=run.labels.task,
+        labels=list(run.labels.classes),
+        metrics=metrics,
+        tokenizer={"kind": run.tokenizer.kind, **run.tokenizer.config()},
+        window=window,
+        model=model,
+        limits=limits,
+        variants=variants,
+    )
+
+
+def _location(loc: tuple) -> str:
+    parts = [p for p in loc if p != "body"]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BiolmError)
+    async def user_error(request: Request, err: BiolmError) -> JSONResponse:
+        return JSONResponse({"detail": " ".join(str(err).split())}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(request: Request, err: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))} for e in err.errors()]
+        first = err.errors()[0] if err.errors() else {}
+        detail = f"{_location(tuple(first.get('loc', ())))}: {first.get('msg', 'invalid request body')}"
+        return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
+
+
+def _variants_available(settings: ServeSettings) -> bool:
+    """Whether to serve variant scores: a reference is configured and the variant scorer is installed."""
+    if not settings.reference:
+        return False
+    try:
+        import biolm.variants  # noqa: F401
+    except ImportError:
+        return False
+    return callable(getattr(api, "score_variants", None))
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files of the swagger-ui-bundle package, not a CDN (clusters
+    often have no internet); without that package, FastAPI's CDN-based page."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        assets = None
+    else:
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/docs-assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+        assets = "/docs-assets"
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        if assets is None:
+            return get_swagger_ui_html(openapi_url=app.openapi_url, title=app.title)
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=app.title,
+            swagger_js_url=f"{assets}/swagger-ui-bundle.js",
+            swagger_css_url=f"{assets}/swagger-ui.css",
+            swagger_favicon_url=f"{assets}/favicon-32x32.png",
+        )
+
+
+def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> FastAPI:
+    """Build the service for one trained run.
+
+    Args:
+        run: a loaded `Run` or a run folder (weights are read from ``model.safetensors`` only).
+        settings: server settings (default: those of ``configs/serve.yaml``).
+
+    Returns:
+        The FastAPI app; serve it with uvicorn (``biolm serve``) or test it with ``TestClient``.
+
+    Raises:
+        BiolmError: the run folder is missing or incomplete.
+    """
+    settings = settings or ServeSettings()
+    if not isinstance(run, Run):
+        run = api.load_run(run)
+    batcher = MicroBatcher(
+        lambda sequences: predict_rows(run, sequences, settings.max_batch),
+        max_batch=settings.max_batch,
+        max_wait_ms=settings.max_wait_ms,
+        enabled=settings.batching,
+    )
+    variants = _variants_available(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await batcher.start()
+        app.state.ready = True
+        log.info("serving %s (%s, %d labels); batching %s", run.path, run.labels.task, len(run.labels.classes), "on" if settings.batching else "off")
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await batcher.stop()
+            if batcher.calls:
+                log.info("served %d sequences in %d forward passes (%.1f per pass)", batcher.sequences, batcher.calls, batcher.sequences / batcher.calls)
+
+    app = FastAPI(
+        title="biolm prediction service",
+        version="1",
+        description=f"Predictions of the trained run `{run.path.name}` ({run.labels.task}).",
+        lifespan=lifespan,
+        responses={422: {"model": ErrorBody}, 413: {"model": ErrorBody}},
+        docs_url=None,
+        redoc_url=None,
+    )
+    _add_offline_docs(app)
+    app.state.ready = False
+    app.state.run = run
+    app.state.batcher = batcher
+    app.state.settings = settings
+    _install_error_handlers(app)
+
+    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Required when the server was started with api_key=...")
+
+    async def require_key(key: str | None = Depends(key_header)) -> None:
+        if settings.api_key and not (key and secrets.compare_digest(key.encode(), settings.api_key.encode())):
+            raise HTTPException(status_code=401, detail=f"missing or wrong API key; send it in the {API_KEY_HEADER} header")
+
+    guarded = [Depends(require_key)]
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(resources.files("biolm.service").joinpath("static/index.html").read_text())
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def healthz() -> Health:
+        """Liveness: the process answers."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
+    async def readyz():
+        """Readiness: the model is loaded and the batcher runs (503 while starting or shutting down)."""
+        if app.state.ready and batcher.running:
+            return Health(status="ready")
+        return JSONResponse({"status": "not ready"}, status_code=503)
+
+    @app.get("/v1/model", response_model=ModelCard, dependencies=guarded, tags=["model"])
+    async def card() -> ModelCard:
+        """The served run: task, labels, test metrics, tokenizer, input window and request limits."""
+        return model_card(run, settings, variants)
+
+    @app.post("/v1/predict", response_model=PredictResponse, dependencies=guarded, tags=["predict"], responses={401: {"model": ErrorBody}})
+    async def predict(body: PredictRequest) -> PredictResponse:
+        """Predict one or many sequences (batched with concurrent requests)."""
+        sequences, ids = check_sequences(body, run, settings)
+        if not batcher.running:
+            raise HTTPException(status_code=503, detail="the service is starting or shutting down; retry shortly")
+        rows = await batcher.submit(sequences)
+        predictions = [Prediction(id=seq_id, prediction=value, probabilities=probs) for seq_id, (value, probs) in zip(ids, rows)]
+        return PredictResponse(model=run.path.name, task=run.labels.task, labels=list(run.labels.classes), predictions=predictions)
+
+    if variants:
+        from biolm.service.variants import add_variant_route
+
+        add_variant_route(app, run, settings, guarded)
+
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=[API_KEY_HEADER, "Content-Type"])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    return app
