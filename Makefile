@@ -32,6 +32,7 @@ bench: setup
 	$(BIN)/python bench/tokenizer_speed.py
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/long_context.py
+	$(BIN)/python bench/lora_vs_full.py
 	$(BIN)/python bench/variant_scoring.py
 	$(BIN)/python bench/serve_load.py
 

@@ -34,12 +34,13 @@ from biolm.tasks.metrics import predictions_from_logits
 def _logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
     """Forward passes in length-sorted batches (little padding); output in input order."""
     collate = Collator(run.tokenizer.pad_id)
+    device = next(run.model.parameters()).device  # CPU unless the caller moved the model (e.g. to a GPU)
     order = np.argsort([len(t) for t in tokens], kind="stable")
     out = torch.empty((len(tokens), run.labels.num_outputs), dtype=torch.float32)
     for start in range(0, len(order), batch_size):
         pick = order[start : start + batch_size]
         batch = collate([(tokens[i], None, int(i)) for i in pick])
-        logits = run.model(batch["input_ids"], batch["attention_mask"]).logits
+        logits = run.model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.cpu()
         out[torch.from_numpy(pick)] = logits.float()
     return out
 
