@@ -13,7 +13,8 @@ data and epochs, full vs ``adapter=lora``, and the test metrics of both.
 
     python bench/lora_vs_full.py                                    # both parts
     python bench/lora_vs_full.py --skip-quality --models dnabert_base
-    python bench/lora_vs_full.py --init-from runs/ecoli_hyena_clm_20min --train-rows 2000 --epochs 2
+    python bench/lora_vs_full.py --skip-cost --init-from runs/ecoli_hyena_clm_20min --epochs 1
+    python bench/lora_vs_full.py --skip-quality --models dnabert_base --gradient-checkpointing
 """
 
 from __future__ import annotations
@@ -40,12 +41,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--r", type=int, default=8)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both modes recompute activations (the usual pairing with LoRA on small GPUs)")
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--init-from", default="runs/ecoli_hyena_clm_20min")
     parser.add_argument("--data", default="gue_prom_300_tata")
-    parser.add_argument("--train-rows", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--lr-full", type=float, default=5e-4)
-    parser.add_argument("--lr-lora", type=float, default=2e-3)
+    parser.add_argument("--train-rows", type=int, default=0, help="0: the whole training file")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--lr-full", type=float, default=1e-3)
+    parser.add_argument("--lr-lora", type=float, default=3e-3)
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -160,8 +162,9 @@ def quality(args: argparse.Namespace) -> None:
     train = work / "train.csv"
     with gzip.open(REPO / data_cfg.train, "rt") if str(data_cfg.train).endswith(".gz") else open(REPO / data_cfg.train) as handle:
         lines = handle.read().splitlines()
-    train.write_text("\n".join(lines[: args.train_rows + 1]) + "\n")
-    print(f"== quality: {args.data}, {args.train_rows} training rows, {args.epochs} epochs, from {init_from}")
+    rows = args.train_rows or len(lines) - 1
+    train.write_text("\n".join(lines[: rows + 1]) + "\n")
+    print(f"== quality: {args.data}, {rows} training rows, {args.epochs} epochs, from {init_from}")
     results = {}
     for mode, extra in (("full", [f"optim.lr={args.lr_full}"]), ("lora", ["adapter=lora", f"adapter.r={args.r}", f"adapter.alpha={2 * args.r}", f"optim.lr={args.lr_lora}"])):
         cfg = compose(
@@ -190,7 +193,8 @@ def main() -> None:
         child(args)
         return
     os.chdir(REPO)
-    cost(args)
+    if not args.skip_cost:
+        cost(args)
     if not args.skip_quality:
         quality(args)
 

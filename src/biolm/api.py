@@ -31,6 +31,7 @@ from biolm.data.io import SequenceRecords, read_records, write_table
 from biolm.data.labels import LabelSpec
 from biolm.data.windows import check_window, split_into_windows
 from biolm.errors import BiolmError
+from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
 from biolm.models import build_sequence_model
 from biolm.models.adapters import (
     adapter_bytes,
@@ -75,7 +76,7 @@ log = logging.getLogger(__name__)
 
 
 
-__all__ = ["finetune", "merge_adapter", "pretrain", "train_tokenizer", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run", "filter_vcf", "variant_dataset", "score_variants", "in_silico_mutagenesis"]
+__all__ = ["finetune", "merge_adapter", "pretrain", "train_tokenizer", "evaluate", "predict", "predict_records", "compare_runs", "load_run", "Run", "filter_vcf", "variant_dataset", "score_variants", "in_silico_mutagenesis", "gp_cross_validate", "gp_fit", "gp_predict"]
 
 
 def _run_name(cfg: DictConfig) -> str:
@@ -247,10 +248,19 @@ def _adopt_pretrained(cfg: DictConfig) -> Path:
         raise BiolmError(f"init_from: {source} is not a finished biolm run folder (missing: {', '.join(missing)})")
     source_cfg = OmegaConf.load(source / "config.yaml")
     check_targets(source_cfg.model, f"{source / 'config.yaml'} model")
+    same_family = cfg.model.trunk.get("_target_") == source_cfg.model.trunk._target_
     with open_dict(cfg):
         cfg.tokenizer = source_cfg.tokenizer
         cfg.model.trunk = source_cfg.model.trunk
-    log.info("init_from %s: its tokenizer and trunk (%s) replace tokenizer= and model.trunk", source, source_cfg.model.trunk._target_)
+        if not same_family:
+            # model= named another family (often just the default): its head options (e.g. CLS pooling) need not fit
+            cfg.model.head = source_cfg.model.head
+    log.info(
+        "init_from %s: its tokenizer and trunk (%s)%s replace tokenizer= and model=",
+        source,
+        source_cfg.model.trunk._target_,
+        "" if same_family else " and sequence-head settings",
+    )
     return source
 
 

@@ -33,6 +33,9 @@ COMMANDS: dict[str, str] = {
     "report": "(re)write the plots and report.md of a finetune run folder",
     "tokenizer train": "train a DNABERT-2-style BPE tokenizer on FASTA genomes",
     "adapter merge": "fold a LoRA run's adapter into its base weights: a plain run folder for deployment",
+    "gp cv": "genomic prediction: repeated k-fold CV of gMLP, MLP, RR-BLUP, GBLUP, RKHS on the same folds (configs/gp)",
+    "gp fit": "genomic prediction: fit one model on one trait and write a run folder",
+    "gp predict": "genomic prediction: GEBVs of new genotyped lines from a gp fit run",
     "variants filter": "keep VCF records by FILTER/QUAL/DP and drop samples failing missingness/heterozygosity QC",
     "variants dataset": "one sequence per sample (its alleles applied) over a region, with its case/control label",
     "variants score": "zero-shot (LM run) or supervised variant effect scores, annotated VCF, AUROC with labels",
@@ -40,7 +43,8 @@ COMMANDS: dict[str, str] = {
     "serve": "HTTP prediction service for a trained run (page, /v1/predict, /docs)",
 }
 CONFIG_DIR_ENV = "BIOLM_CONFIG_DIR"
-CONFIG_SUBDIRS: dict[str, str] = {}  # commands whose configs live in their own Hydra root under configs/
+# Commands whose configs live in their own Hydra root under configs/ (own data/, models/, experiment/ groups).
+CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp"}
 
 
 def config_dir() -> Path:
@@ -314,6 +318,31 @@ def cmd_variants_ism(cfg: DictConfig) -> None:
     )
 
 
+def cmd_gp_cv(cfg: DictConfig) -> None:
+    from biolm import api
+
+    run_dir = api.gp_cross_validate(cfg)
+    _console().print((run_dir / "report.md").read_text())
+
+
+def cmd_gp_fit(cfg: DictConfig) -> None:
+    from biolm import api
+
+    run_dir = api.gp_fit(cfg)
+    _print_metrics(f"gp fit — {run_dir}", json.loads((run_dir / "fit.json").read_text()))
+
+
+def cmd_gp_predict(cfg: DictConfig) -> None:
+    from biolm import api
+    from biolm.data.io import write_table
+
+    run = _required(cfg, "run", "pass run=runs/<gp fit folder>")
+    frame = api.gp_predict(run, _required(cfg, "genotypes", "pass genotypes=new_lines.csv (or .bed/.vcf)"))
+    write_table(frame, str(cfg.get("out") or "-"))
+    if str(cfg.get("out") or "-") != "-":
+        logging.getLogger(__name__).info("%d predictions written to %s", len(frame), cfg.out)
+
+
 HANDLERS: dict[str, Callable[[DictConfig], None]] = {
     "finetune": cmd_finetune,
     "pretrain": cmd_pretrain,
@@ -323,6 +352,9 @@ HANDLERS: dict[str, Callable[[DictConfig], None]] = {
     "report": cmd_report,
     "tokenizer train": cmd_tokenizer_train,
     "adapter merge": cmd_adapter_merge,
+    "gp cv": cmd_gp_cv,
+    "gp fit": cmd_gp_fit,
+    "gp predict": cmd_gp_predict,
     "variants filter": cmd_variants_filter,
     "variants dataset": cmd_variants_dataset,
     "variants score": cmd_variants_score,

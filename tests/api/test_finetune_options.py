@@ -5,6 +5,7 @@ head learning rate, bf16 on CPU."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -190,3 +191,23 @@ def test_an_adapter_refuses_changed_base_weights(lora_run, pretrained, tmp_path)
     save_file(state, str(base / "model.safetensors"))
     with pytest.raises(BiolmError, match="changed since the adapter was trained"):
         api.load_run(run)
+
+
+def test_init_from_another_family_adopts_the_pretrained_head_settings(pretrained, tiny_task, tmp_path):
+    from omegaconf import OmegaConf
+
+    run = _finetune(tiny_task, tmp_path, "adopt", f"init_from={pretrained}", "trainer.max_epochs=0")  # default model=bert_tiny
+    cfg = OmegaConf.load(run / "config.yaml")
+    assert cfg.model.trunk._target_.endswith("HyenaEncoder") and cfg.model.head.pooling == "last"
+
+
+def test_cls_pooling_on_a_causal_trunk_is_refused():
+    from omegaconf import OmegaConf
+
+    from biolm.errors import BiolmError
+    from biolm.models import build_sequence_model
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parents[2] / "configs" / "model" / "hyena_tiny.yaml")
+    cfg.head.pooling = "cls"
+    with pytest.raises(BiolmError, match="pooling=last"):
+        build_sequence_model(cfg, 12, 0, 2)

@@ -104,6 +104,11 @@ def build_sequence_model(
             raise BiolmError(f"model.{key}: missing (a model config needs both trunk and head)")
     trunk = _build_trunk(cfg, vocab_size, pad_token_id)
     head_kwargs = OmegaConf.to_container(cfg.head, resolve=True)
+    if getattr(trunk, "causal", False) and head_kwargs.get("pooling") == "cls":
+        raise BiolmError(
+            f"model.head.pooling=cls: {type(trunk).__name__} is causal, so its first token has seen nothing of the sequence; "
+            "use model.head.pooling=last (or mean)"
+        )
     try:
         head = SequenceHead(trunk.hidden_size, num_outputs, **head_kwargs)
     except TypeError as exc:

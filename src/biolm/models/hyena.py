@@ -366,6 +366,7 @@ class HyenaEncoder(nn.Module):
         **kwargs: `HyenaConfig` fields.
     """
 
+    causal = True  # position t sees tokens <= t only: a sequence head must not pool the first ([CLS]) token
     lora_target_modules = ("in_proj", "out_proj")  # default LoRA targets: the Hyena operators' input and output projections
 
     def __init__(self, vocab_size: int, pad_token_id: int = 0, **kwargs: object):
