@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--r", type=int, default=8)
+    parser.add_argument("--r", type=int, default=16)
     parser.add_argument("--gradient-checkpointing", action="store_true", help="both modes recompute activations (the usual pairing with LoRA on small GPUs)")
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-cost", action="store_true")
@@ -47,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--train-rows", type=int, default=0, help="0: the whole training file")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--lr-full", type=float, default=1e-3)
-    parser.add_argument("--lr-lora", type=float, default=3e-3)
+    parser.add_argument("--lr-lora", type=float, default=5e-3)
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "MODE"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
