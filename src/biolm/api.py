@@ -117,7 +117,9 @@ def finetune(cfg: DictConfig) -> Path:
     max_tokens = token_limit(model, cfg.data)
     fit_sets = _training_records(cfg, splits, tokenizer, max_tokens)
     targets = {name: encode_labels(spec, records) for name, records in fit_sets.items()}
-    tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in fit_sets.items()}
+    windowed = fit_sets["train"] is not splits["train"]
+    # windowed test sequences are cut and tokenised by the prediction path at the end
+    tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in fit_sets.items() if not (windowed and name == "test")}
     trainable, total = count_parameters(model)
     log.info(
         "data: %s | labels: %s %s | model: %s trainable of %s parameters (%.2f%%)%s",
@@ -169,7 +171,7 @@ def finetune(cfg: DictConfig) -> Path:
 
     run = load_run(stage)
     test = splits["test"]
-    frame = predict_records(run, test, tokens=tokens["test"] if fit_sets["test"] is test else None)
+    frame = predict_records(run, test, tokens=tokens.get("test"))
     metrics = compute_metrics(run.labels, frame, targets["test"])
     metrics.update({"n_test": len(test), "monitor": monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
     metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
