@@ -66,3 +66,28 @@ def genome(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("genome") / "slice.fa"
     path.write_text(f">a\n{seq[:15000]}\n>b\n{seq[15000:]}\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_binary_run(tiny_task, tmp_path_factory) -> Path:
+    """One small binary run trained through the CLI (kmer3 BERT, 2 epochs on 60 bp rows), shared by the
+    CLI and service tests; tests read it and never write into it."""
+    from biolm.cli import main
+
+    out = tmp_path_factory.mktemp("runs")
+    code = main(
+        [
+            "finetune",
+            f"data.train={tiny_task['train']}",
+            f"data.val={tiny_task['dev']}",
+            f"data.test={tiny_task['test']}",
+            "tokenizer=kmer3",
+            "model=bert_tiny",
+            "task=binary",
+            f"output_dir={out}",
+            "run_name=tiny",
+            *TINY_MODEL,
+        ]
+    )
+    assert code == 0
+    return out / "tiny"

@@ -17,7 +17,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from biolm.data.augment import AugmentedSequenceDataset, check_augment
 from biolm.data.datasets import (
@@ -46,6 +46,8 @@ from biolm.report import write_report
 from biolm.runs import (
     Run,
     build_trainer,
+    check_targets,
+    check_window_fits,
     count_parameters,
     default_run_name,
     instantiate_config,
@@ -204,8 +206,6 @@ def merge_adapter(run: Run | str | Path, out: str | Path, overwrite: bool = Fals
     final = Path(out)
     stage = staging_dir(final, overwrite)
     cfg = run.cfg.copy()
-    from omegaconf import open_dict
-
     with open_dict(cfg):
         cfg.adapter = {"name": "none"}
         cfg.merged_from = str(run.path)
@@ -228,11 +228,7 @@ def _training_records(cfg: DictConfig, splits: dict[str, SequenceRecords], token
     window = check_window(window_cfg.get("size"), window_cfg.get("stride"))
     if window is None:
         return dict(splits)
-    window_tokens = len(tokenizer.encode_batch(["A" * window[0]])[0])
-    if max_tokens is not None and window_tokens > max_tokens:
-        raise BiolmError(
-            f"data.window.size={window[0]} bp is {window_tokens} tokens, more than the model's limit of {max_tokens}; lower data.window.size"
-        )
+    check_window_fits(tokenizer, window[0], max_tokens, "data.window.size")
     out = {name: split_into_windows(records, *window).records for name, records in splits.items() if name != "test"}
     out["test"] = splits["test"]
     return out
@@ -240,10 +236,6 @@ def _training_records(cfg: DictConfig, splits: dict[str, SequenceRecords], token
 
 def _adopt_pretrained(cfg: DictConfig) -> Path:
     """Point ``cfg.tokenizer`` and ``cfg.model.trunk`` at those of the pretrained run ``cfg.init_from``."""
-    from omegaconf import open_dict
-
-    from biolm.runs import check_targets
-
     source = Path(cfg.init_from)
     missing = [name for name in ("config.yaml", "tokenizer", "model.safetensors") if not (source / name).exists()]
     if missing:

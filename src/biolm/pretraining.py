@@ -13,11 +13,13 @@ import shutil
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.errors import BiolmError
 from biolm.runs import (
     build_trainer,
+    check_window_fits,
     count_parameters,
     default_run_name,
     instantiate_config,
@@ -53,12 +55,7 @@ def pretrain(cfg: DictConfig) -> Path:
     tokenizer = instantiate_config(cfg.tokenizer, "tokenizer")
     datamodule = GenomeDataModule(cfg.data, tokenizer, int(cfg.seed))
     model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
-    window_tokens = len(tokenizer.encode_batch(["A" * int(cfg.data.window_bp)])[0])
-    if model.max_tokens is not None and window_tokens > model.max_tokens:
-        raise BiolmError(
-            f"data.window_bp: {cfg.data.window_bp} bp is {window_tokens} tokens, more than the model's limit of "
-            f"{model.max_tokens}; lower data.window_bp or raise the model's maximum length"
-        )
+    check_window_fits(tokenizer, int(cfg.data.window_bp), model.max_tokens, "data.window_bp")
     run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or default_run_name(f"pretrain-{cfg.objective.name}"))
     resume_from = _resume_checkpoint(cfg, run_dir)
     # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
@@ -94,12 +91,13 @@ def pretrain(cfg: DictConfig) -> Path:
         save_weights(model, run_dir / "model.safetensors")
     metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
     metrics.update({"best_val_bits_per_base": best.best, "best_epoch": best.best_epoch, "global_step": trainer.global_step})
-    metrics.update(_heldout_report(task, datamodule, run_dir / "model.safetensors", int(cfg.get("baseline", {}).get("markov_order", 0) or 0)))
+    order = int(cfg.get("baseline", {}).get("markov_order", 0) or 0)
+    metrics.update(_heldout_report(task, datamodule, run_dir / "model.safetensors", order, trainer.strategy.root_device))
     write_json(metrics, run_dir / "pretrain_metrics.json")
     return run_dir
 
 
-def _heldout_report(task, datamodule, weights: Path, markov_order: int) -> dict[str, float]:
+def _heldout_report(task, datamodule, weights: Path, markov_order: int, device: torch.device | str = "cpu") -> dict[str, float]:
     """The saved (best) weights and an order-k Markov chain scored on the same held-out tiles.
 
     Every non-overlapping held-out window is scored (``data.val_windows`` thins only the
@@ -112,7 +110,7 @@ def _heldout_report(task, datamodule, weights: Path, markov_order: int) -> dict[
     if windows is None:
         return {}
     task.model.load_state_dict(load_file(str(weights)), strict=True)
-    task.to("cpu")
+    task.to(device)  # the training device: Lightning moves the model back to the CPU after fit
     scores = task.score(datamodule.loader(windows))
     report = {f"heldout/{key}": value for key, value in scores.items()}
     report["heldout/windows"] = float(len(windows))

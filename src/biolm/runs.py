@@ -88,6 +88,16 @@ def token_limit(model: torch.nn.Module, data_cfg: DictConfig) -> int | None:
     return int(min(limits)) if limits else None
 
 
+def check_window_fits(tokenizer, window_bp: int, max_tokens: int | None, field: str) -> None:
+    """Refuse a window of ``window_bp`` bases whose tokens (specials included) exceed ``max_tokens``."""
+    window_tokens = len(tokenizer.encode_batch(["A" * int(window_bp)])[0])
+    if max_tokens is not None and window_tokens > max_tokens:
+        raise BiolmError(
+            f"{field}={window_bp}: {window_bp} bp is {window_tokens} tokens, more than the model's limit of {max_tokens}; "
+            f"lower {field} or raise the model's maximum length"
+        )
+
+
 def check_targets(node, where: str) -> None:
     """Refuse run configs that would instantiate anything outside biolm."""
     if isinstance(node, DictConfig):

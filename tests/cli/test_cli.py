@@ -18,25 +18,9 @@ from biolm.cli import main
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def trained_run(tiny_task, tiny_model_overrides, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    code = main(
-        [
-            "finetune",
-            f"data.train={tiny_task['train']}",
-            f"data.val={tiny_task['dev']}",
-            f"data.test={tiny_task['test']}",
-            "tokenizer=kmer3",
-            "model=bert_tiny",
-            "task=binary",
-            f"output_dir={out}",
-            "run_name=tiny",
-            *tiny_model_overrides,
-        ]
-    )
-    assert code == 0
-    return out / "tiny"
+@pytest.fixture
+def trained_run(tiny_binary_run):
+    return tiny_binary_run
 
 
 def test_finetune_writes_a_complete_run(trained_run):

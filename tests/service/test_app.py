@@ -123,7 +123,7 @@ def test_api_key_is_enforced_when_set(loaded_run):
 
 def test_model_card(client, served_run):
     card = client.get("/v1/model").json()
-    assert card["name"] == "served" and card["task"] == "binary" and card["labels"] == ["0", "1"]
+    assert card["name"] == served_run.name == "tiny" and card["task"] == "binary" and card["labels"] == ["0", "1"]
     assert card["metrics"] == json.loads((served_run / "test_metrics.json").read_text())
     assert card["tokenizer"]["kind"] == "kmer" and card["tokenizer"]["k"] == 3
     assert card["window"]["max_tokens"] > 0 and card["window"]["bases_per_token"] == 1.0

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from biolm.data.masking import bases_per_predicted_token, causal_lm_labels, mask_tokens
 from biolm.errors import BiolmError
-from biolm.tasks.sequence import configure_adamw
+from biolm.tasks.sequence import configure_adamw, pass_epoch_to_datamodule
 
 OBJECTIVES = ("mlm", "clm")
 
@@ -89,9 +89,7 @@ class LanguageModelTask(L.LightningModule):
         return loss
 
     def on_train_epoch_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "set_epoch"):
-            datamodule.set_epoch(self.current_epoch)
+        pass_epoch_to_datamodule(self)
 
     def on_validation_epoch_start(self) -> None:
         self._val_nll, self._val_tokens = 0.0, 0

@@ -81,9 +81,7 @@ class SequenceTask(L.LightningModule):
         return F.mse_loss(logits[:, 0], targets.float())
 
     def on_train_epoch_start(self) -> None:
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is not None and hasattr(datamodule, "set_epoch"):
-            datamodule.set_epoch(self.current_epoch)
+        pass_epoch_to_datamodule(self)
 
     def training_step(self, batch, batch_idx):
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -110,6 +108,13 @@ class SequenceTask(L.LightningModule):
 
     def configure_optimizers(self):
         return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr)
+
+
+def pass_epoch_to_datamodule(module: L.LightningModule) -> None:
+    """Tell a data module that draws (or augments) per epoch which epoch starts."""
+    datamodule = getattr(module.trainer, "datamodule", None)
+    if datamodule is not None and hasattr(datamodule, "set_epoch"):
+        datamodule.set_epoch(module.current_epoch)
 
 
 def class_weights(task: str, targets: np.ndarray, setting, num_classes: int) -> torch.Tensor | None:
