@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +63,7 @@ from biolm.runs import (
 from biolm.tasks.callbacks import SafetensorsCheckpoint, save_model, save_weights
 from biolm.tasks.metrics import (
     build_metrics,
+    log_notes,
     metric_mode,
     metric_targets,
 )
@@ -258,8 +260,13 @@ def _adopt_pretrained(cfg: DictConfig) -> Path:
     return source
 
 
-def compute_metrics(spec: LabelSpec, frame: pd.DataFrame, targets: np.ndarray) -> dict[str, float]:
-    """Metrics of a prediction table against encoded targets (same metrics as validation)."""
+def compute_metrics(spec: LabelSpec, frame: pd.DataFrame, targets: np.ndarray, split: str = "test set") -> dict[str, float | None]:
+    """Metrics of a prediction table against encoded targets (same metrics as validation).
+
+    A metric undefined on these records (e.g. AUROC when they hold one class; see
+    `biolm.tasks.metrics`) is None, written as ``null`` in JSON, with a warning logged that says
+    why; macro averages leave out the classes where the metric is undefined.
+    """
     if spec.task == "regression":
         preds = torch.tensor(frame["prediction"].to_numpy(), dtype=torch.float32)
     elif spec.task == "binary":
@@ -267,8 +274,11 @@ def compute_metrics(spec: LabelSpec, frame: pd.DataFrame, targets: np.ndarray) -
     else:
         preds = torch.tensor(frame[[f"prob_{c}" for c in spec.classes]].to_numpy(), dtype=torch.float32)
     target = metric_targets(spec.task, torch.from_numpy(np.asarray(targets)), spec.mean, spec.std)
-    metrics = build_metrics(spec.task, max(len(spec.classes), 1))
-    return {name: float(value) for name, value in metrics(preds, target).items()}
+    metrics = build_metrics(spec.task, max(len(spec.classes), 1), spec.classes, split)
+    metrics.update(preds, target)
+    values = {name: float(value) for name, value in metrics.compute().items()}
+    log_notes(metrics)
+    return {name: None if math.isnan(value) else value for name, value in values.items()}
 
 
 def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int = 64) -> dict[str, float]:
@@ -315,7 +325,9 @@ def compare_runs(runs: Sequence[str | Path], reference: str | None = None, refer
         if not path.exists():
             raise BiolmError(f"runs: {run} has no test_metrics.json (not a finished biolm run)")
         metrics = json.loads(path.read_text())
-        rows.append({"model": Path(run).name, "source": "this run", **{k: v for k, v in metrics.items() if isinstance(v, float) and k not in ("best_val",)}})
+        # null (an undefined metric) becomes NaN; counts, sizes and the checkpoint's record are not metrics
+        measured = {k: np.nan if v is None else v for k, v in metrics.items() if (v is None or isinstance(v, float)) and k not in ("monitor", "best_val", "best_epoch")}
+        rows.append({"model": Path(run).name, "source": "this run", **measured})
     if reference:
         if not Path(reference).exists():
             raise BiolmError(f"reference: file not found: {reference}")

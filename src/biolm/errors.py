@@ -42,3 +42,15 @@ def find_user_error(exc: BaseException | None) -> BiolmError | None:
             return exc
         exc = exc.__cause__
     return None
+
+
+class RunInterrupted(BiolmError):
+    """Training stopped by a signal (SIGINT, SIGTERM) before it finished.
+
+    The message says how to resume; `exit_code` is the shell convention for the signal
+    (130 for SIGINT, 143 for SIGTERM).
+    """
+
+    def __init__(self, message: str, exit_code: int):
+        self.exit_code = exit_code
+        super().__init__(message)

@@ -10,6 +10,9 @@ into windows (`biolm.data.windows`), every window is scored, and the per-window 
 (or values) are aggregated per sequence by the run's ``predict.aggregate`` (mean, max or
 length-weighted mean). With ``predict.rc_average`` the reverse complement of every sequence is
 scored too and the two are averaged.
+
+Sequences shorter than the tokenizer's ``min_length_bp`` (k for k-mers; 1, i.e. empty, otherwise)
+are refused with a `BiolmError` naming them: a k-mer model would see each as the same lone ``[UNK]``.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from biolm.data.datasets import Collator, tokenize_records
+from biolm.data.datasets import Collator, check_lengths, tokenize_records
 from biolm.data.genome import reverse_complement
 from biolm.data.io import SequenceRecords
 from biolm.data.windows import aggregate_windows, check_window, split_into_windows
@@ -72,8 +75,9 @@ def predict_values(
     """
     spec = run.labels
     window_cfg = run.cfg.data.get("window") or {}
-    window = check_window(window_cfg.get("size"), window_cfg.get("stride"))
+    window = check_window(window_cfg.get("size"), window_cfg.get("stride"), run.tokenizer)
     how = _setting(run, "aggregate", aggregate) or "mean"
+    check_lengths(run.tokenizer, records)  # before windowing, so messages name whole records
     strands = [records]
     if _setting(run, "rc_average", rc_average):
         strands.append(

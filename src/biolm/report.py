@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -171,14 +172,17 @@ def plot_confusion(predictions: pd.DataFrame, spec: LabelSpec, path: Path) -> np
 
 
 def plot_scatter(observed: np.ndarray, predicted: np.ndarray, path: Path) -> float:
-    """Predicted vs observed values with the y = x line; returns Pearson's r."""
-    r = float(np.corrcoef(observed, predicted)[0, 1]) if len(observed) > 1 else float("nan")
+    """Predicted vs observed values with the y = x line; returns Pearson's r (NaN when either side
+    is constant or there are fewer than 2 records: r is undefined there)."""
+    undefined = len(observed) < 2 or np.ptp(observed) == 0 or np.ptp(predicted) == 0
+    r = float("nan") if undefined else float(np.corrcoef(observed, predicted)[0, 1])
     fig, (ax,) = _figure(5, 4.8)
     ax.scatter(observed, predicted, s=10, alpha=0.6, edgecolors="none")
-    low, high = float(min(observed.min(), predicted.min())), float(max(observed.max(), predicted.max()))
-    ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=1, label="y = x")
-    ax.set(xlabel="observed", ylabel="predicted", title=f"Pearson r = {r:.4f} (n = {len(observed)})")
-    ax.legend(loc="upper left")
+    if len(observed):
+        low, high = float(min(observed.min(), predicted.min())), float(max(observed.max(), predicted.max()))
+        ax.plot([low, high], [low, high], linestyle="--", color="grey", linewidth=1, label="y = x")
+        ax.legend(loc="upper left")
+    ax.set(xlabel="observed", ylabel="predicted", title=f"Pearson r = {_format(r)} (n = {len(observed)})")
     ax.grid(alpha=0.3)
     _save(fig, path)
     return r
@@ -228,6 +232,9 @@ def _table(rows: list[tuple[str, ...]], header: tuple[str, ...], numeric: bool =
 
 
 def _format(value) -> str:
+    """A metric for the report: 4 decimals, ``undefined`` for null (and NaN, in older runs' JSON)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "undefined"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
@@ -300,7 +307,7 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None) -> Pat
             labelled = predictions[pd.to_numeric(predictions["label"], errors="coerce").notna()]
             r = plot_scatter(labelled["label"].astype(float).to_numpy(), labelled["prediction"].astype(float).to_numpy(), plots_dir / "scatter.png")
             plots.append("scatter")
-            notes.append(f"Pearson r of the test predictions: {r:.4f}.")
+            notes.append(f"Pearson r of the test predictions: {_format(r)}.")
         else:
             curves = class_curves(predictions, spec)
             if curves:
@@ -313,10 +320,14 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None) -> Pat
                 plots.append("confusion")
 
     sizes = data_sizes or {split: test_metrics[f"n_{split}"] for split in ("train", "val", "test") if f"n_{split}" in test_metrics}
-    metric_rows = [(k, _format(v)) for k, v in test_metrics.items() if k not in NON_METRIC_KEYS and not k.startswith("n_") and isinstance(v, (int, float))]
+    metric_rows = [
+        (k, _format(v)) for k, v in test_metrics.items() if k not in NON_METRIC_KEYS and not k.startswith("n_") and (v is None or isinstance(v, (int, float)))
+    ]
     lines = [f"# {run_title(run_dir)}", "", "## Test metrics", "", *_table(metric_rows, ("metric", "value"))]
+    if any(value == "undefined" for _, value in metric_rows):
+        lines += ["", "undefined: the metric has no value on this test set (e.g. AUROC of a set with one class); the warnings logged when the metrics were computed say why."]
     if test_metrics.get("best_val") is not None:
-        lines += ["", f"Best validation {test_metrics.get('monitor', 'metric')}: {test_metrics['best_val']:.4f} (epoch {test_metrics.get('best_epoch')})."]
+        lines += ["", f"Best validation {test_metrics.get('monitor', 'metric')}: {_format(test_metrics['best_val'])} (epoch {test_metrics.get('best_epoch')})."]
     lines += ["", "## Data", "", *(_table([(k, f"{int(v):,}") for k, v in sizes.items()], ("split", "rows")) if sizes else ["(sizes unknown)"])]
     lines += ["", "## Configuration", "", *_table(config_rows(cfg, spec, _parameter_counts(run_dir, test_metrics, checkpoint), test_metrics), ("setting", "value"), numeric=False)]
     lines += ["", "## Plots"]

@@ -244,17 +244,16 @@ def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], early_stopping: tuple[str, str] | None) -> L.Trainer:
     """A Lightning Trainer from ``cfg.trainer`` that logs ``metrics.csv`` into the run folder."""
-    from lightning.pytorch.callbacks import (
-        EarlyStopping,
-        LearningRateMonitor,
-        RichProgressBar,
-    )
+    from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
+
+    from biolm.tasks.callbacks import SkipUndefinedEarlyStopping
 
     callbacks = [*callbacks, LearningRateMonitor(logging_interval="step")]
     if early_stopping is not None and cfg.get("early_stopping", {}).get("patience"):
         monitor, mode = early_stopping
-        callbacks.append(EarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)))
+        # an epoch where the metric is undefined (NaN) on the validation set is skipped, not a reason to stop
+        callbacks.append(SkipUndefinedEarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)))
     if cfg.get("progress_bar", True):
         callbacks.append(RichProgressBar(leave=True))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -283,3 +282,136 @@ def write_json(payload: dict, path: Path) -> None:
     """Write JSON atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def staging_path(final: Path) -> Path:
+    """The hidden folder a run is built in before it is renamed to ``final``."""
+    return final.parent / f".{final.name}.incomplete"
+
+
+def find_resume_checkpoint(final: Path, ckpt: str | None) -> Path | None:
+    """The checkpoint ``ckpt=`` names: ``last`` is the interrupted run's ``checkpoints/last.ckpt`` (in its
+    staging folder), else the finished run's own (continued training); a path is taken as given.
+
+    Raises:
+        BiolmError: no such checkpoint.
+    """
+    if not ckpt:
+        return None
+    if str(ckpt) != "last":
+        path = Path(str(ckpt))
+        if not path.is_file():
+            raise BiolmError(f"ckpt: no checkpoint at {path}")
+        return path
+    for folder in (staging_path(final), final):
+        path = folder / "checkpoints" / "last.ckpt"
+        if path.is_file():
+            return path
+    raise BiolmError(
+        f"ckpt: no checkpoint at {staging_path(final) / 'checkpoints' / 'last.ckpt'} nor {final / 'checkpoints' / 'last.ckpt'} "
+        "(a run writes one at the end of every epoch; one stopped during its first epoch has none: run it again without ckpt=)"
+    )
+
+
+def prepare_run_folder(final: Path, overwrite: bool, resume_from: Path | None) -> Path:
+    """The staging folder of ``final``: fresh for a new run, kept for a resumed one.
+
+    Resuming a finished run (continued training) copies it into the staging folder; the finished
+    folder is replaced only when the continued run completes.
+    """
+    stage = staging_path(final)
+    if resume_from is None:
+        return staging_dir(final, overwrite)
+    if not stage.exists():
+        if final.exists():
+            shutil.copytree(final, stage)
+        else:
+            stage.mkdir(parents=True)
+    return stage
+
+
+METRICS_BEFORE_RESUME = ".metrics_before_resume.csv"
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(torch.load(str(path), map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
+
+
+def _checkpoint_epoch(path: Path) -> int:
+    """1-based number of the last finished epoch in a Lightning checkpoint."""
+    return int(torch.load(str(path), map_location="cpu", weights_only=False, mmap=True).get("epoch", 0)) + 1
+
+
+def _keep_log_until(stage: Path, step: int) -> None:
+    """Before resuming: set the training log aside, cut after the checkpoint's step (those rows are logged again)."""
+    import pandas as pd
+
+    parts = []
+    for name in (METRICS_BEFORE_RESUME, "metrics.csv"):
+        path = stage / name
+        if path.exists():
+            try:
+                parts.append(pd.read_csv(path, on_bad_lines="skip"))
+            except (pd.errors.EmptyDataError, pd.errors.ParserError):
+                pass
+            path.unlink()
+    if parts:
+        log = pd.concat(parts, ignore_index=True)
+        if "step" in log:
+            log = log[log["step"] <= step]
+        log.to_csv(stage / METRICS_BEFORE_RESUME, index=False)
+
+
+def _join_resumed_log(stage: Path) -> None:
+    import pandas as pd
+
+    before = stage / METRICS_BEFORE_RESUME
+    if not before.exists():
+        return
+    parts = [pd.read_csv(before)]
+    if (stage / "metrics.csv").exists():
+        parts.append(pd.read_csv(stage / "metrics.csv"))
+    with atomic_path(stage / "metrics.csv") as tmp:
+        pd.concat(parts, ignore_index=True).to_csv(tmp, index=False)
+    before.unlink()
+
+
+def fit_run(trainer: L.Trainer, task: L.LightningModule, datamodule, stage: Path, resume_from: Path | None, resume_hint: str) -> None:
+    """``trainer.fit`` with resuming and signals handled the same way for every training command.
+
+    The training log (``metrics.csv``) of a resumed run continues the interrupted one's. A run
+    stopped by SIGINT or SIGTERM raises `RunInterrupted` with a message that says how to resume;
+    the staging folder keeps ``checkpoints/last.ckpt`` from the last finished epoch.
+
+    Args:
+        resume_hint: how the user resumes, e.g. ``ckpt=last``.
+    """
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from biolm.errors import RunInterrupted
+
+    if resume_from is not None and trainer.is_global_zero:
+        _keep_log_until(stage, _checkpoint_step(resume_from))
+    signal_name = None
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    except SIGTERMException:
+        signal_name = "SIGTERM"
+    except SystemExit:
+        # Lightning turns Ctrl-C into a graceful shutdown, then SystemExit(1)
+        if not trainer.interrupted:
+            raise
+        signal_name = "SIGINT"
+    if signal_name is None and trainer.interrupted:
+        signal_name = "an interrupt"
+    if signal_name is not None:
+        last = stage / "checkpoints" / "last.ckpt"
+        where = (
+            f"the last checkpoint (end of epoch {_checkpoint_epoch(last)}) is {last}; resume with {resume_hint}"
+            if last.exists()
+            else f"it stopped before its first checkpoint (end of the first epoch); nothing to resume, run it again (the partial run is in {stage})"
+        )
+        raise RunInterrupted(f"training stopped by {signal_name} at epoch {trainer.current_epoch}, step {trainer.global_step}; {where}",
+                             143 if signal_name == "SIGTERM" else 130)
+    if trainer.is_global_zero:
+        _join_resumed_log(stage)

@@ -18,21 +18,29 @@ from biolm.errors import BiolmError
 from biolm.tokenizers import CharTokenizer
 
 
-def test_window_spans_cover_the_sequence_with_a_shorter_last_window():
+def test_window_spans_cover_the_sequence_with_an_end_aligned_last_window():
     assert window_spans(10, 4, 2) == [(0, 4), (2, 6), (4, 8), (6, 10)]
-    assert window_spans(11, 4, 4) == [(0, 4), (4, 8), (8, 11)]
+    assert window_spans(11, 4, 4) == [(0, 4), (4, 8), (7, 11)]  # the 3-base tail becomes a full window
+    assert window_spans(9, 4, 4) == [(0, 4), (4, 8), (5, 9)]  # a 1-base tail too
     assert window_spans(3, 4, 2) == [(0, 3)]
     assert window_spans(4, 4, 1) == [(0, 4)]
+    for size in (4, 6):
+        for length in range(size + 1, 40):
+            for stride in range(1, size + 1):
+                spans = window_spans(length, size, stride)
+                assert all(end - start == size for start, end in spans)
+                assert spans[0][0] == 0 and spans[-1][1] == length
+                assert all(b[0] - a[0] <= stride and b[0] > a[0] for a, b in zip(spans, spans[1:]))
 
 
 def test_split_into_windows_keeps_owner_label_and_origin():
     records = SequenceRecords("x.csv", ["a", "b"], ["ACGTACGTAC", "GGG"], ["1", "0"], [2, 3])
     windows = split_into_windows(records, 4, 4)
-    assert windows.records.sequences == ["ACGT", "ACGT", "AC", "GGG"]
-    assert windows.records.ids == ["a:0-4", "a:4-8", "a:8-10", "b:0-3"]
+    assert windows.records.sequences == ["ACGT", "ACGT", "GTAC", "GGG"]
+    assert windows.records.ids == ["a:0-4", "a:4-8", "a:6-10", "b:0-3"]
     assert windows.records.labels == ["1", "1", "1", "0"]
     assert windows.owner.tolist() == [0, 0, 0, 1]
-    assert windows.length_bp.tolist() == [4, 4, 2, 3]
+    assert windows.length_bp.tolist() == [4, 4, 4, 3]
     assert windows.records.where(2) == "x.csv line 2"
 
 

@@ -8,6 +8,8 @@ Out: batches ``{"input_ids": (B, L) int64, "attention_mask": (B, L) bool,
 from __future__ import annotations
 
 import logging
+import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,14 +27,16 @@ log = logging.getLogger(__name__)
 
 
 def tokenize_records(tokenizer, records: SequenceRecords, max_tokens: int | None) -> list[np.ndarray]:
-    """Tokenise every record; a bad character is reported with the record's file and line.
+    """Tokenise every record; a bad character or a too-short sequence is reported with the record's file and line.
 
     Sequences longer than ``max_tokens`` keep their first ``max_tokens - 1`` tokens and the
     closing special token (a warning counts them).
+
+    Raises:
+        BiolmError: a sequence is empty or shorter than the tokenizer's ``min_length_bp`` (naming
+            the first few such records), or holds a character outside the tokenizer's alphabet.
     """
-    for i, seq in enumerate(records.sequences):
-        if not seq.strip():
-            raise BiolmError(f"{records.where(i)}: sequence is empty")
+    check_lengths(tokenizer, records)
     try:
         tokens = tokenizer.encode_batch(records.sequences)
     except InvalidSequenceError as err:
@@ -49,6 +53,33 @@ def tokenize_records(tokenizer, records: SequenceRecords, max_tokens: int | None
                 max_tokens,
             )
     return tokens
+
+
+def check_lengths(tokenizer, records: SequenceRecords, shown: int = 3) -> None:
+    """Refuse records shorter than ``tokenizer.min_length_bp`` (empty ones included).
+
+    A k-mer tokenizer would turn each of them into the same lone ``[UNK]``, so different
+    sequences would silently get identical predictions.
+
+    Raises:
+        BiolmError: ``<file>: 3 sequences are shorter than 6 bases (line 1 'a' (3 bp), ...); the
+            6-mer tokenizer needs at least 6 bases`` (the first ``shown`` records, then a count).
+    """
+    short = tokenizer.too_short(records.sequences)
+    if not short:
+        return
+    minimum = int(tokenizer.min_length_bp)
+    named = []
+    for i in short[:shown]:
+        length = len(records.sequences[i].strip())
+        named.append(f"{records.line_word} {records.lines[i]} {records.ids[i]!r}" + (f" ({length} bp)" if minimum > 1 else ""))
+    more = f" and {len(short) - shown} more" if len(short) > shown else ""
+    what = "empty" if minimum == 1 else f"shorter than {minimum} bases"
+    verb = "is" if len(short) == 1 else "are"
+    raise BiolmError(
+        f"{records.source}: {len(short)} sequence{'s' if len(short) != 1 else ''} {verb} {what} "
+        f"({', '.join(named)}{more}); {tokenizer.length_rule} (remove or lengthen those records)"
+    )
 
 
 def truncate_tokens(tokenizer, ids: np.ndarray, max_tokens: int | None) -> np.ndarray:
@@ -101,8 +132,12 @@ def load_splits(data_cfg, task_type: str) -> dict[str, SequenceRecords]:
     """Read train/val/test records from ``data_cfg``, splitting the train file when asked.
 
     ``data.val`` / ``data.test`` may be null: then a seeded share (``data.split.val`` /
-    ``data.split.test``) of the training file is held out, stratified by label for
-    classification tasks.
+    ``data.split.test``) of the training file is held out (``ceil(share * rows)`` rows, as
+    scikit-learn counts). Every split needs at least one row; a file too small for that is
+    refused with the rows each split would get and the minimum needed. Classification splits
+    are stratified by label; a split is drawn without stratification when a class among the rows
+    left to split has a single row (one warning names the class) or when the split is smaller
+    than the number of classes (it cannot hold each of them anyway).
     """
     if not data_cfg.get("train"):
         raise BiolmError("data.train: no training file given; pass data.train=path/to/train.csv (or choose a data= config)")
@@ -124,22 +159,78 @@ def load_splits(data_cfg, task_type: str) -> dict[str, SequenceRecords]:
     return splits
 
 
-def _hold_out(records: SequenceRecords, names: list[str], split_cfg, task_type: str) -> dict[str, SequenceRecords]:
-    rest = np.arange(len(records))
-    out: dict[str, SequenceRecords] = {}
-    stratify_ok = task_type in ("binary", "multiclass")
-    for offset, name in enumerate(names):
+def split_sizes(n_rows: int, shares: dict[str, float]) -> dict[str, int]:
+    """Rows per split when ``shares`` (in order) are held out of ``n_rows`` one after another.
+
+    Each held-out split gets ``ceil(share / (1 - earlier shares) * rows left)`` rows, exactly as
+    ``train_test_split`` counts a float ``test_size``; ``"train"`` gets the rest.
+    """
+    rest = n_rows
+    sizes: dict[str, int] = {}
+    taken = 0.0
+    for name, share in shares.items():
+        sizes[name] = math.ceil(share / (1.0 - taken) * rest)
+        rest = max(rest - sizes[name], 0)
+        taken += share
+    return {"train": rest, **sizes}
+
+
+def _check_shares(split_cfg, names: list[str]) -> dict[str, float]:
+    shares = {}
+    for name in names:
         share = float(split_cfg[name])
         if not 0.0 < share < 1.0:
             raise BiolmError(f"data.split.{name}: must be between 0 and 1 when data.{name} is not given, got {share}")
-        size = share / (1.0 - sum(float(split_cfg[n]) for n in names[:offset]))
+        shares[name] = share
+    if sum(shares.values()) >= 1.0:
+        given = " + ".join(f"data.split.{n}={v:g}" for n, v in shares.items())
+        raise BiolmError(f"data.split: {given} leaves nothing to train on; the held-out shares must add up to less than 1")
+    return shares
+
+
+def _check_split_sizes(records: SequenceRecords, shares: dict[str, float]) -> dict[str, int]:
+    sizes = split_sizes(len(records), shares)
+    if min(sizes.values()) >= 1:
+        return sizes
+    needed = next(n for n in range(len(records) + 1, 1_000_000) if min(split_sizes(n, shares).values()) >= 1)
+    given = " and ".join(f"data.split.{n}={v:g}" for n, v in shares.items())
+    counts = ", ".join(f"{name} {count}" for name, count in sizes.items())
+    rows = f"{len(records)} row{'s' if len(records) != 1 else ''}"
+    raise BiolmError(
+        f"data.train: {records.source} has {rows}, too few to hold out {given}: the splits would get {counts} rows; "
+        f"every split needs at least 1 row, so at least {needed} rows are needed "
+        f"(add rows, or pass {' and '.join(f'data.{n}=' for n in shares)} files)"
+    )
+
+
+def _rare_class(strata: list[str]) -> str | None:
+    """The first class (in sorted order) with a single row, which no stratified split can place, or None."""
+    singles = sorted(label for label, count in Counter(strata).items() if count < 2)
+    return singles[0] if singles else None
+
+
+def _hold_out(records: SequenceRecords, names: list[str], split_cfg, task_type: str) -> dict[str, SequenceRecords]:
+    shares = _check_shares(split_cfg, names)
+    sizes = _check_split_sizes(records, shares)
+    rest = np.arange(len(records))
+    out: dict[str, SequenceRecords] = {}
+    unstratified: list[str] = []
+    stratify_ok = task_type in ("binary", "multiclass")
+    for offset, name in enumerate(names):
+        held_rows = sizes[name]
         strata = [records.labels[i].strip() for i in rest] if stratify_ok else None
-        try:
-            rest, held = train_test_split(rest, test_size=size, random_state=int(split_cfg.seed) + offset, stratify=strata)
-        except ValueError:
-            rest, held = train_test_split(rest, test_size=size, random_state=int(split_cfg.seed) + offset)
+        if strata is not None:
+            rare = _rare_class(strata)
+            if rare is not None:
+                unstratified.append(f"data.{name} (class {rare!r} has 1 row among the {len(rest)} rows left to split)")
+                strata = None
+            elif min(held_rows, len(rest) - held_rows) < len(set(strata)):
+                strata = None  # a split smaller than the number of classes cannot hold each of them anyway
+        rest, held = train_test_split(rest, test_size=held_rows, random_state=int(split_cfg.seed) + offset, stratify=strata)
         out[name] = records.subset(sorted(held))
     out["_rest"] = records.subset(sorted(rest))
+    if unstratified:
+        log.warning("%s: %s drawn without stratifying by label", records.source, " and ".join(unstratified))
     return out
 
 

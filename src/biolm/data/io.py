@@ -16,6 +16,7 @@ import io
 import os
 import sys
 import tempfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,14 +94,21 @@ def _check_file(path: str, field_name: str) -> None:
         raise BiolmError(f"{path}: file is empty; expected {ACCEPTED_FORMATS}")
 
 
-def _read_text(path: str) -> str:
-    """Whole text of a file, gunzipped when it starts with the gzip magic bytes."""
-    with open(path, "rb") as handle:
-        raw = handle.read()
+def read_text(path: str) -> str:
+    """Whole text of a file, gunzipped when it starts with the gzip magic bytes.
+
+    Raises:
+        BiolmError: the file is a truncated or corrupt gzip, or not UTF-8 text.
+    """
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise BiolmError(f"{path}: cannot read the file ({err.strerror or err})") from None
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise BiolmError(f"{path}: not a valid gzip file ({err})") from None
     try:
         return raw.decode("utf-8")
@@ -179,7 +187,7 @@ def _read_dataframe(path: str, fmt: str, text: str | None = None) -> pd.DataFram
         if fmt == "parquet":
             frame = pd.read_parquet(path)
             return frame.astype(object).where(frame.notna(), None)
-        source = io.StringIO(text if text is not None else _read_text(path))
+        source = io.StringIO(text if text is not None else read_text(path))
         return pd.read_csv(source, sep=TABLE_SUFFIXES["." + fmt], dtype=str, keep_default_na=False)
     except BiolmError:
         raise
@@ -202,7 +210,7 @@ def _table_records(
     columns = [str(c) for c in frame.columns]
     if sequence_column not in columns:
         raise BiolmError(
-            f"{source}: no column {sequence_column!r} (found: {', '.join(columns)}); "
+            f"{source}: no column {sequence_column!r} (found: {column_list(columns)}); "
             "set data.sequence_column to the column holding the sequences"
         )
     if not len(frame):
@@ -212,7 +220,7 @@ def _table_records(
         labels = ["" if v is None else str(v) for v in frame[label_column].tolist()]
     elif require_label:
         raise BiolmError(
-            f"{source}: no label column {label_column!r} (found: {', '.join(columns)}); "
+            f"{source}: no label column {label_column!r} (found: {column_list(columns)}); "
             "set data.label_column to the column holding the labels"
         )
     first = 2 if fmt != "parquet" else 1
@@ -245,7 +253,9 @@ def read_records(
         label_column: column of labels in tables; in FASTA headers the ``key`` of ``key=value``.
         id_column: column of ids in tables (optional; ``seq<i>`` when absent).
         require_label: fail when no labels can be found.
-        labels_file: for FASTA, a side table (``id,<label_column>``) joined on the id.
+        labels_file: for FASTA, a side table (``id,<label_column>``) joined on the id; an id
+            repeated in either file is an error (without a join, repeated ids are allowed: records
+            stay in file order and predictions keep that order).
 
     Returns:
         The records in file order.
@@ -260,7 +270,7 @@ def read_records(
         _check_file(path, field_name)
         source = path
         fmt = _format_of(path)
-        text = _read_text(path) if fmt != "parquet" else None
+        text = read_text(path) if fmt != "parquet" else None
         if text is not None and not text.strip():
             raise BiolmError(f"{path}: file is empty; expected {ACCEPTED_FORMATS}")
 
@@ -275,6 +285,7 @@ def read_records(
 
 
 def _join_side_labels(records: SequenceRecords, labels_file: str, label_column: str | None) -> list[str]:
+    """Labels of ``records`` looked up by id in a side table; ids must be unique on both sides."""
     _check_file(labels_file, "data.labels_file")
     fmt = _format_of(labels_file)
     if fmt == "fasta":
@@ -283,14 +294,47 @@ def _join_side_labels(records: SequenceRecords, labels_file: str, label_column: 
     columns = [str(c) for c in frame.columns]
     for needed in ("id", label_column):
         if needed not in columns:
-            raise BiolmError(f"{labels_file}: no column {needed!r} (found: {', '.join(columns)})")
-    table = dict(zip(frame["id"].astype(str), frame[label_column].astype(str), strict=True))
+            raise BiolmError(f"{labels_file}: no column {needed!r} (found: {column_list(columns)})")
+    label_ids = ["" if v is None else str(v) for v in frame["id"].tolist()]
+    label_values = ["" if v is None else str(v) for v in frame[label_column].tolist()]
+    repeat = first_duplicate(label_ids)
+    if repeat is not None:
+        first, again = repeat
+        word, offset = ("row", 1) if fmt == "parquet" else ("line", 2)
+        raise BiolmError(
+            f"{labels_file} {word} {again + offset}: id {label_ids[again]!r} is listed again (first on {word} {first + offset}; "
+            f"labels {label_values[first]!r} and {label_values[again]!r}); each id needs exactly one row in data.labels_file"
+        )
+    repeat = first_duplicate(records.ids)
+    if repeat is not None:
+        first, again = repeat
+        raise BiolmError(
+            f"{records.where(again)}: id {records.ids[again]!r} appears again (first at {records.line_word} {records.lines[first]}); "
+            f"labels are joined by id from {labels_file}, so every record needs its own id"
+        )
+    table = dict(zip(label_ids, label_values, strict=True))
     labels = []
     for i, rid in enumerate(records.ids):
         if rid not in table:
             raise BiolmError(f"{records.where(i)}: id {rid!r} has no row in labels file {labels_file}")
         labels.append(table[rid])
     return labels
+
+
+def column_list(names) -> str:
+    """Column names for a one-line message: as written, quoted only when they hold odd characters."""
+    shown = [str(n) if str(n).isprintable() and str(n).strip() == str(n) and str(n) else repr(str(n)) for n in names]
+    return ", ".join(shown) or "(no columns)"
+
+
+def first_duplicate(ids: list[str]) -> tuple[int, int] | None:
+    """``(first, again)`` positions of the first id seen twice, or None when all ids are unique."""
+    seen: dict[str, int] = {}
+    for position, value in enumerate(ids):
+        if value in seen:
+            return seen[value], position
+        seen[value] = position
+    return None
 
 
 def _current_umask() -> int:

@@ -5,9 +5,12 @@ Out: window records (each remembers its source sequence and length) and, after p
 ``(n_windows, C)`` per-window values -> ``(n_sequences, C)`` per-sequence values by ``mean``,
 ``max`` or ``length`` (mean weighted by window length in bases).
 
-Windows start at ``0, stride, 2 * stride, ...``; the last one starts where the previous one no
-longer reaches the end and runs to the end, so it can be shorter (which ``length`` weighting
-accounts for). A sequence no longer than ``size_bp`` is its own single window.
+Windows start at ``0, stride, 2 * stride, ...`` while they fit; when the last of them stops short
+of the end, one more window of the full ``size_bp`` ends exactly at the end (it starts less than
+``stride`` after the previous one). So every window of a sequence longer than ``size_bp`` has
+``size_bp`` bases: a short tail never becomes a window shorter than a tokenizer's
+``min_length_bp`` (a lone ``[UNK]`` for k-mers). A sequence no longer than ``size_bp`` is its own
+single window (``length`` weighting counts it by its length).
 """
 
 from __future__ import annotations
@@ -23,17 +26,13 @@ AGGREGATIONS = ("mean", "max", "length")
 
 
 def window_spans(length_bp: int, size_bp: int, stride_bp: int) -> list[tuple[int, int]]:
-    """``[(start, end), ...]`` half-open windows covering ``[0, length_bp)``."""
+    """``[(start, end), ...]`` half-open windows covering ``[0, length_bp)``, the last one end-aligned."""
     if length_bp <= size_bp:
         return [(0, length_bp)]
-    spans = []
-    start = 0
-    while True:
-        end = min(start + size_bp, length_bp)
-        spans.append((start, end))
-        if end == length_bp:
-            return spans
-        start += stride_bp
+    spans = [(start, start + size_bp) for start in range(0, length_bp - size_bp + 1, stride_bp)]
+    if spans[-1][1] < length_bp:
+        spans.append((length_bp - size_bp, length_bp))
+    return spans
 
 
 @dataclass
@@ -53,13 +52,18 @@ class Windows:
     n_sequences: int
 
 
-def check_window(size_bp: int | None, stride_bp: int | None) -> tuple[int, int] | None:
-    """Validate ``data.window`` (None: windowing off); the stride defaults to the size."""
+def check_window(size_bp: int | None, stride_bp: int | None, tokenizer=None) -> tuple[int, int] | None:
+    """Validate ``data.window`` (None: windowing off); the stride defaults to the size.
+
+    With ``tokenizer``, also refuse windows shorter than its ``min_length_bp``.
+    """
     if size_bp is None:
         return None
     stride_bp = size_bp if stride_bp is None else stride_bp
     if not (int(size_bp) >= 1 and 1 <= int(stride_bp) <= int(size_bp)):
         raise BiolmError(f"data.window: size={size_bp}, stride={stride_bp} (accepted: size >= 1 bases and 1 <= stride <= size)")
+    if tokenizer is not None and int(size_bp) < tokenizer.min_length_bp:
+        raise BiolmError(f"data.window.size={size_bp}: {tokenizer.length_rule}; use windows of at least {tokenizer.min_length_bp} bases")
     return int(size_bp), int(stride_bp)
 
 

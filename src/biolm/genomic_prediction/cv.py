@@ -95,11 +95,20 @@ def preprocessor(model_cfg: DictConfig, data: DictConfig) -> MarkerPreprocessor:
     )
 
 
-def pearson(prediction: np.ndarray, observed: np.ndarray) -> float:
-    """Pearson r (NaN when either side is constant)."""
-    if np.std(prediction) == 0 or np.std(observed) == 0:
-        return float("nan")
-    return float(np.corrcoef(prediction, observed)[0, 1])
+def pearson(prediction: np.ndarray, observed: np.ndarray, where: str | None = None) -> float:
+    """Pearson r; NaN where it is undefined (fewer than 2 lines, or a constant side), with a
+    warning naming ``where`` (e.g. the trait, model and fold) when given."""
+    if len(observed) < 2:
+        why = f"{len(observed)} held-out line(s)"
+    elif np.ptp(observed) == 0:
+        why = "the observed phenotypes are constant"
+    elif np.ptp(prediction) == 0:
+        why = "the predictions are constant"
+    else:
+        return float(np.corrcoef(prediction, observed)[0, 1])
+    if where:
+        log.warning("%s: Pearson r undefined, %s", where, why)
+    return float("nan")
 
 
 def limit_threads(threads: int | None) -> None:
@@ -162,15 +171,16 @@ def gp_cross_validate(cfg: DictConfig) -> Path:
                 rows.append({
                     "trait": trait, "model": name, "repeat": split.repeat, "fold": split.fold,
                     "n_train": len(train), "n_test": len(test), "markers": len(features.keep),
-                    "pearson_r": pearson(prediction, y_all[test]),
+                    "pearson_r": pearson(prediction, y_all[test], f"{trait} {name} repeat {split.repeat} fold {split.fold}"),
                     "mse": float(np.mean((prediction - y_all[test]) ** 2)), "fit_s": fit_s,
                 })
                 if split.repeat == 0:
                     oof.append(pd.DataFrame({"trait": trait, "model": name, "id": [ids[i] for i in test], "fold": split.fold,
                                              "observed": y_all[test], "predicted": prediction}))
             done = pd.DataFrame([r for r in rows if r["trait"] == trait and r["model"] == name])
-            log.info("%s %s: r = %.3f ± %.3f over %d folds (%.1f s)", trait, name, done.pearson_r.mean(), done.pearson_r.std(),
-                     len(done), time.perf_counter() - started)
+            undefined = int(done.pearson_r.isna().sum())
+            log.info("%s %s: r = %.3f ± %.3f over %d folds%s (%.1f s)", trait, name, done.pearson_r.mean(), done.pearson_r.std(),
+                     len(done) - undefined, f" ({undefined} with r undefined, left out)" if undefined else "", time.perf_counter() - started)
         write_table(pd.DataFrame(rows), str(stage / "cv_results.csv"))
 
     results = pd.DataFrame(rows)

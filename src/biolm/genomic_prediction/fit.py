@@ -36,6 +36,7 @@ from biolm.genomic_prediction.cv import (
     build_estimator,
     limit_threads,
     load_dataset,
+    pearson,
     preprocessor,
     selected_models,
 )
@@ -90,10 +91,15 @@ def gp_fit(cfg: DictConfig) -> Path:
         save_numpy({k: np.ascontiguousarray(v) for k, v in state.items()}, str(stage / "model.safetensors"))
     fitted = estimator.predict(x, lines=rows)
     write_json({"trait": trait, "model": name, "lines": len(rows), "markers_kept": len(features.keep),
-                "fit_s": fit_s, "train_pearson_r": float(np.corrcoef(fitted, y_all[rows])[0, 1])}, stage / "fit.json")
+                "fit_s": fit_s, "train_pearson_r": _json_number(pearson(fitted, y_all[rows], f"{trait} {name} training lines"))}, stage / "fit.json")
     publish(stage, final)
     log.info("%s on %s: %d lines, %d markers; run written to %s", name, trait, len(rows), len(features.keep), final)
     return final
+
+
+def _json_number(value: float) -> float | None:
+    """None (JSON null) for an undefined (NaN) value: ``json.dumps`` would write ``NaN``, which is not JSON."""
+    return None if np.isnan(value) else value
 
 
 def _aligned_dosages(run_dir: Path, genotypes, markers: list[str]) -> np.ndarray:

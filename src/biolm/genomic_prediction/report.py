@@ -3,8 +3,9 @@
 In: the per-fold results (`trait, model, repeat, fold, pearson_r, mse, fit_s, ...`) and the
 repeat-0 out-of-fold predictions. Out (in the run folder): cv_summary.csv (per trait x model:
 folds, mean and sd of r over folds, sd of the repeat means, r on the folds every model ran, MSE,
-fit seconds), r_by_model.png (bars with sd), scatter_<trait>.png (predicted vs observed per model)
-and report.md (the wide table: models x traits, mean ± sd r, plus total fit time).
+fit seconds; folds where r is undefined, e.g. a constant phenotype, are counted and left out),
+r_by_model.png (bars with sd), scatter_<trait>.png (predicted vs observed per model) and report.md
+(the wide table: models x traits, mean ± sd r, plus total fit time).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pandas as pd
 from omegaconf import DictConfig
 
 from biolm.data.io import atomic_path, write_table
+from biolm.genomic_prediction.cv import pearson
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
@@ -26,7 +28,7 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     for (trait, model), block in results.groupby(["trait", "model"], sort=False):
         repeat_means = block.groupby("repeat")["pearson_r"].mean()
         rows.append({
-            "trait": trait, "model": model, "folds": len(block),
+            "trait": trait, "model": model, "folds": len(block), "folds_r_undefined": int(block.pearson_r.isna().sum()),
             "r_mean": block.pearson_r.mean(), "r_sd": block.pearson_r.std(ddof=1),
             "r_sd_repeats": repeat_means.std(ddof=1) if len(repeat_means) > 1 else np.nan,
             "r_mean_shared_folds": block.loc[block["repeat"] <= common, "pearson_r"].mean(),
@@ -37,14 +39,19 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values(["trait", "model"], kind="stable").reset_index(drop=True).assign(model=lambda f: f.model.astype(str))
 
 
+def _r(value: float) -> str:
+    return "n/a" if np.isnan(value) else f"{value:.3f}"
+
+
 def wide_table(summary: pd.DataFrame) -> str:
-    """Markdown: one row per model, `mean ± sd` r per trait, the mean over traits and total fit time."""
+    """Markdown: one row per model, `mean ± sd` r per trait, the mean over traits and total fit time
+    (``n/a`` where r is undefined on every fold, e.g. a constant phenotype)."""
     traits = list(dict.fromkeys(summary["trait"]))
     lines = ["| model | " + " | ".join(traits) + " | mean r | folds | fit time (s) |", "|---" * (len(traits) + 4) + "|"]
     for model, block in summary.groupby("model", sort=False):
         block = block.set_index("trait")
-        cells = [f"{block.at[t, 'r_mean']:.3f} ± {block.at[t, 'r_sd']:.3f}" for t in traits]
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {block.r_mean.mean():.3f} | {int(block.folds.iloc[0])} | {block.fit_s.sum():.1f} |")
+        cells = [f"{_r(block.at[t, 'r_mean'])} ± {_r(block.at[t, 'r_sd'])}" for t in traits]
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {_r(block.r_mean.mean())} | {int(block.folds.iloc[0])} | {block.fit_s.sum():.1f} |")
     return "\n".join(lines)
 
 
@@ -87,8 +94,8 @@ def plot_scatter(oof: pd.DataFrame, trait: str, path: Path) -> None:
     for axis, model in zip(axes[0], models):
         part = block[block.model == model]
         axis.scatter(part.observed, part.predicted, s=5, alpha=0.6)
-        r = np.corrcoef(part.observed, part.predicted)[0, 1]
-        axis.set_title(f"{model} (r = {r:.2f})", fontsize=9)
+        r = pearson(part.predicted.to_numpy(), part.observed.to_numpy())
+        axis.set_title(f"{model} (r = {'n/a' if np.isnan(r) else f'{r:.2f}'})", fontsize=9)
         axis.set_xlabel(f"observed {trait}")
     axes[0][0].set_ylabel("predicted")
     _save(figure, path)
@@ -107,7 +114,8 @@ def write_report(folder: Path, results: pd.DataFrame, oof: pd.DataFrame, cfg: Di
         f"# Genomic prediction: {cfg.data.genotypes}",
         "",
         f"Repeated {cfg.cv.folds}-fold CV, {cfg.cv.repeats} repeats (KFold random_state = {cfg.cv.seed} + repeat; folds in folds.csv),",
-        "the same folds for every model; Pearson r on each held-out fold, mean ± sd over folds.",
+        "the same folds for every model; Pearson r on each held-out fold, mean ± sd over the folds where r is defined",
+        "(r is undefined on a fold with constant phenotypes or constant predictions: cv_summary.csv `folds_r_undefined`).",
         f"Inside a training fold (inner CV, validation split, network init) the seed is {cfg.seed} + 1000 * repeat + fold.",
         "Models with `max_repeats` ran on the first repeats only (column `folds`; cv_summary.csv",
         "`r_mean_shared_folds` compares every model on the folds they all ran). Fit time: seconds summed over folds and traits.",

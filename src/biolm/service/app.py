@@ -11,7 +11,8 @@ Routes (JSON in and out; see /docs for the OpenAPI schema):
 Predictions go through `biolm.api.predict`, the function behind ``biolm predict``, via the
 `MicroBatcher`, which runs concurrent requests as shared forward passes on a worker thread.
 User mistakes are 4xx JSON ``{"detail": "<one line>"}``: 422 for a bad body (naming the sequence
-index and character), 413 for a body over ``max_body_bytes``, 401 for a missing or wrong API key.
+index and character, or the sequences shorter than the tokenizer's ``min_length_bp``), 413 for a
+body over ``max_body_bytes``, 401 for a missing or wrong API key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import secrets
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -125,6 +127,11 @@ def check_sequences(body: PredictRequest, run: Run, settings: ServeSettings) -> 
     except InvalidSequenceError as err:
         # The run's tokenizer policy is fixed here, so the CLI's tokenizer.invalid hint does not apply.
         raise BiolmError(f"sequences[{err.index}]: invalid character {err.char!r} at position {err.position + 1} (accepted: A, C, G, T, N in any case)") from None
+    short = run.tokenizer.too_short(clean)
+    if short:
+        named = ", ".join(f"sequences[{i}] ({len(clean[i])} bp)" for i in short[:3])
+        more = f" and {len(short) - 3} more" if len(short) > 3 else ""
+        raise BiolmError(f"{named}{more}: too short; {run.tokenizer.length_rule} (min_length_bp in /v1/model)")
     ids = list(body.ids) if body.ids is not None else [f"seq{i}" for i in range(len(sequences))]
     return clean, ids
 
@@ -148,6 +155,8 @@ def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:
     """The model card of a loaded run."""
     metrics_path = run.path / "test_metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    # an undefined metric is null; older runs wrote NaN, which a JSON answer cannot carry
+    metrics = {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in metrics.items()}
     max_tokens = run.max_tokens
     per_token = float(run.tokenizer.bases_per_token)
     windowing = run.cfg.data.get("window") or {}
@@ -156,6 +165,7 @@ def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:
         "max_tokens": max_tokens,
         "bases_per_token": per_token,
         "max_bp": int(max_tokens * per_token) if max_tokens else None,
+        "min_length_bp": int(run.tokenizer.min_length_bp),
         # long inputs: cut into windows of size_bp (every stride_bp), scores aggregated per sequence
         "size_bp": windowing.get("size"),
         "stride_bp": windowing.get("stride"),

@@ -18,7 +18,10 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sequences: list[str] = Field(
-        description="Nucleotide sequences (A, C, G, T, N in any case; surrounding whitespace is stripped).",
+        description=(
+            "Nucleotide sequences (A, C, G, T, N in any case; surrounding whitespace is stripped), each at least "
+            "the served tokenizer's min_length_bp bases long (k for a k-mer model; see /v1/model)."
+        ),
         examples=[["ACGTACGTTAGCTAGCTAGGCTA", "TTGACAATTATAAAGGCTTACG"]],
     )
     ids: list[str] | None = Field(default=None, description="Optional ids, one per sequence (default seq0, seq1, ...).")
@@ -49,7 +52,7 @@ class ModelCard(BaseModel):
     labels: list[str]
     metrics: dict[str, Any] = Field(description="The run's test_metrics.json.")
     tokenizer: dict[str, Any] = Field(description="The tokenizer's saved parameters (kind, k, stride, invalid, ...).")
-    window: dict[str, Any] = Field(description="Input window: max_tokens, bases_per_token, approximate max_bp per forward pass.")
+    window: dict[str, Any] = Field(description="Input window: max_tokens, bases_per_token, approximate max_bp per forward pass, min_length_bp.")
     model: dict[str, Any] = Field(description="Architecture (_target_) and parameter count.")
     limits: dict[str, Any] = Field(description="Request limits of this server.")
     variants: bool = Field(description="Whether /v1/variants/score is served.")

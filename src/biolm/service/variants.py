@@ -2,7 +2,10 @@
 
 In: ``{"variants": [{"chrom": "17", "pos": 43045712, "ref": "G", "alt": "A"}, ...], "window_bp": 512}``;
 windows are cut from the reference FASTA the server was started with (``reference=``).
-Out: one row per variant: the variant, ``score`` (null when skipped), ``method``, ``note``.
+Out: one row per variant: the variant, ``score`` (null when skipped), ``method``, ``window_bp``
+(the window used: shorter than requested on a contig shorter than the window), ``note``. A variant
+that cannot be scored (its REF differs with ``on_ref_mismatch=skip``, a contig too short for its
+alleles) gets a null score and a note; the rest of the request is scored as usual.
 
 The route exists only when the variants module is installed and a reference is configured; the
 scoring call runs on the batcher's inference thread, so it never runs concurrently with predictions.
@@ -56,6 +59,7 @@ class VariantScore(BaseModel):
     alt: str
     score: float | None
     method: str
+    window_bp: int = Field(description="Bases per window used for this variant (less than requested on a shorter contig).")
     note: str
 
 
@@ -114,8 +118,11 @@ def add_variant_route(app: FastAPI, run: Run, settings, dependencies: list) -> N
                 alt=variant.alt,
                 score=None if not math.isfinite(value) else float(value),
                 method=str(method),
+                window_bp=int(width),
                 note=str(note),
             )
-            for variant, value, method, note in zip(body.variants, frame["score"].tolist(), frame["method"], frame["note"])
+            for variant, value, method, width, note in zip(
+                body.variants, frame["score"].tolist(), frame["method"], frame["window_bp"], frame["note"]
+            )
         ]
         return VariantResponse(model=run.path.name, window_bp=window_bp, scores=scores)

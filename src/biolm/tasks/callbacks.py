@@ -2,19 +2,26 @@
 
 `SafetensorsCheckpoint` keeps the best model weights (by a monitored validation metric) as
 ``model.safetensors`` in the run folder, written atomically, so that loading a run never
-unpickles arbitrary objects.
+unpickles arbitrary objects. Both it and `SkipUndefinedEarlyStopping` ignore epochs whose
+monitored metric is NaN (undefined on the validation set).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
 from safetensors.torch import save_file
 
 from biolm.data.io import atomic_path
+
+log = logging.getLogger(__name__)
 
 
 def save_weights(module, path: str | Path) -> None:
@@ -50,6 +57,13 @@ class SafetensorsCheckpoint(L.Callback):
         self.best: float | None = None
         self.best_epoch: int | None = None
 
+    def state_dict(self) -> dict:
+        # carried by the resume checkpoint, so that a resumed run keeps the best value seen so far
+        return {"best": self.best, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.best, self.best_epoch = state_dict.get("best"), state_dict.get("best_epoch")
+
     def _better(self, value: float) -> bool:
         if self.best is None:
             return True
@@ -69,3 +83,63 @@ class SafetensorsCheckpoint(L.Callback):
         summary = {"monitor": self.monitor, "mode": self.mode, "best": value, "epoch": trainer.current_epoch, "step": trainer.global_step}
         with atomic_path(self.run_dir / "checkpoint.json") as tmp:
             tmp.write_text(json.dumps(summary, indent=2) + "\n")
+
+
+class ResumeCheckpoint(L.Callback):
+    """Write ``<dirpath>/last.ckpt`` (the full training state) at the end of every training epoch.
+
+    Lightning's own ``ModelCheckpoint(save_top_k=0, save_last=True)`` never writes ``last``, and
+    its files are written in place; this callback writes a temporary file and renames it, so a run
+    killed at any moment (SIGKILL, a cluster's time limit) leaves either the previous complete
+    checkpoint or the new one. The validation of the epoch has run by then, so the checkpoint
+    carries the best-metric state of `SafetensorsCheckpoint` and early stopping.
+
+    Args:
+        dirpath: the folder to write ``last.ckpt`` into.
+    """
+
+    def __init__(self, dirpath: str | Path):
+        self.dirpath = Path(dirpath)
+
+    @property
+    def path(self) -> Path:
+        """The checkpoint file (``<dirpath>/last.ckpt``)."""
+        return self.dirpath / "last.ckpt"
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or trainer.fast_dev_run:
+            return
+        tmp = self.dirpath / f".last.ckpt.{trainer.global_step}.tmp"
+        if trainer.is_global_zero:
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+        trainer.strategy.barrier()
+        trainer.save_checkpoint(str(tmp))  # every rank calls it; the strategy writes on rank 0
+        trainer.strategy.barrier()
+        if trainer.is_global_zero:
+            os.replace(tmp, self.path)
+
+
+class SkipUndefinedEarlyStopping(EarlyStopping):
+    """Lightning's `EarlyStopping`, except that an epoch whose monitored metric is NaN while the
+    validation loss is finite (the metric is undefined on the validation set, e.g. an AUROC of a
+    set with one class) neither improves nor counts towards ``patience``. A NaN or infinite loss
+    (a diverged model) still stops training, as ``check_finite`` does.
+
+    Args:
+        loss: the logged validation loss that tells an undefined metric from a diverged model.
+        **kwargs: `EarlyStopping` arguments (``monitor``, ``mode``, ``patience``, ...).
+    """
+
+    def __init__(self, loss: str = "val/loss", **kwargs):
+        super().__init__(**kwargs)
+        self.loss = loss
+
+    def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
+        metrics = trainer.callback_metrics
+        value, loss = metrics.get(self.monitor), metrics.get(self.loss)
+        undefined = value is not None and bool(torch.isnan(value).any()) and loss is not None and bool(torch.isfinite(loss).all())
+        # every rank must take the same branch (the parent reduces its decision across ranks)
+        if trainer.strategy.reduce_boolean_decision(undefined, all=True):
+            log.info("epoch %d: %s is undefined on the validation set; early stopping skips this epoch", trainer.current_epoch, self.monitor)
+            return
+        super()._run_early_stopping_check(trainer)

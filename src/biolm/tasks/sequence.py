@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
-from biolm.tasks.metrics import build_metrics, metric_targets, predictions_from_logits
+from biolm.tasks.metrics import build_metrics, log_notes, metric_targets, predictions_from_logits
 
 NO_DECAY = ("bias", "norm", "LayerNorm", "layernorm", "embeddings")
 
@@ -60,8 +60,9 @@ class SequenceTask(L.LightningModule):
         self.head_lr = head_lr
         self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32), persistent=False)
         num_classes = max(len(labels.classes), 1)
-        self.val_metrics = build_metrics(labels.task, num_classes).clone(prefix="val/")
-        self.test_metrics = build_metrics(labels.task, num_classes).clone(prefix="test/")
+        self.val_metrics = build_metrics(labels.task, num_classes, labels.classes, "validation set").clone(prefix="val/")
+        self.test_metrics = build_metrics(labels.task, num_classes, labels.classes, "test set").clone(prefix="test/")
+        self.reported_notes: set[str] = set()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids, attention_mask).logits
@@ -96,15 +97,29 @@ class SequenceTask(L.LightningModule):
         preds = predictions_from_logits(spec.task, logits, spec.mean, spec.std)
         metrics.update(preds, metric_targets(spec.task, batch["labels"], spec.mean, spec.std))
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits))
-        shown = {f"{stage}/{self.monitor}"} if stage == "val" else set()
-        for name, metric in metrics.items():
-            self.log(name, metric, on_step=False, on_epoch=True, prog_bar=name in shown, batch_size=len(logits))
+
+    def _log_epoch_metrics(self, metrics, stage: str) -> None:
+        # computed here rather than by self.log(metric): the notes on undefined values (logged once
+        # per run) must not come from the sanity check, which sees only a few validation batches
+        values = metrics.compute()
+        if not self.trainer.sanity_checking:
+            log_notes(metrics, self.reported_notes)
+        shown = f"{stage}/{self.monitor}" if stage == "val" else None
+        for name, value in values.items():
+            self.log(name, value, prog_bar=name == shown, sync_dist=True)  # equal on every rank: torchmetrics synced the states
+        metrics.reset()
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, self.val_metrics, "val")
 
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.val_metrics, "val")
+
     def test_step(self, batch, batch_idx):
         self._eval_step(batch, self.test_metrics, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics(self.test_metrics, "test")
 
     def configure_optimizers(self):
         return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr)

@@ -2,6 +2,10 @@
 
 In: nucleotide strings. Out: one 1-D int64 id array per sequence, wrapped as ``[CLS] ... [SEP]``
 when ``add_special_tokens`` is set; ``decode`` maps ids back to a nucleotide string.
+``min_length_bp`` is the shortest sequence a tokenizer reads faithfully (k for k-mers, else 1):
+``encode_batch`` still encodes shorter ones (a k-mer tokenizer as one ``[UNK]``), but the readers
+of user input (`biolm.data.datasets.tokenize_records`, the prediction path, the service) refuse
+them by name.
 
 A saved tokenizer folder holds Hugging Face files (``vocab.txt`` for char/k-mer, readable by
 ``transformers.BertTokenizer``; ``tokenizer.json`` for BPE) plus ``biolm_tokenizer.json``:
@@ -89,6 +93,33 @@ class DnaTokenizer(ABC):
     @abstractmethod
     def bases_per_token(self) -> float:
         """Average number of new bases each non-special token advances by."""
+
+    @property
+    def min_length_bp(self) -> int:
+        """Fewest bases a sequence needs to become at least one token that carries its bases.
+
+        1 for char and BPE; k for k-mers (a shorter sequence has no k-mer, and `encode_batch`
+        can only give it one ``[UNK]``, which looks the same for every short sequence).
+        """
+        return 1
+
+    @property
+    def length_rule(self) -> str:
+        """`min_length_bp` as a sentence for messages, e.g. ``the 6-mer tokenizer needs at least 6 bases``."""
+        n = self.min_length_bp
+        return f"the {self._name} tokenizer needs at least {n} base{'s' if n != 1 else ''}"
+
+    @property
+    def _name(self) -> str:
+        return self.kind
+
+    def too_short(self, seqs: Sequence[str]) -> list[int]:
+        """Indices of the sequences shorter than `min_length_bp` (surrounding whitespace not counted).
+
+        Items that are not strings are left to `encode_batch`, which names them.
+        """
+        minimum = self.min_length_bp
+        return [i for i, seq in enumerate(seqs) if isinstance(seq, str) and len(seq.strip()) < minimum]
 
     @abstractmethod
     def encode_batch(self, seqs: Sequence[str]) -> list[np.ndarray]:

@@ -8,7 +8,8 @@ full window are not covered (only possible when ``stride > 1``), so `decode` ret
 Vocabulary: the special tokens ``[PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4``, then all ``4**k``
 k-mers in ``itertools.product("ACGT", repeat=k)`` order, i.e. ``id = 5 + sum_j code_j * 4**(k-1-j)``
 with ``A=0, C=1, G=2, T=3``. A k-mer holding N is ``[UNK]``; a sequence shorter than k is a single
-``[UNK]``.
+``[UNK]`` (so every such sequence looks the same: readers of user input refuse them first, see
+`DnaTokenizer.min_length_bp`).
 
 How: the batch is joined into one byte string and mapped by a 256-entry ``bytes.translate`` table to
 codes ``A=0, C=1, G=2, T=3, N=4``; the window index is k shift-or passes over shifted views (N's
@@ -67,6 +68,15 @@ class KmerTokenizer(DnaTokenizer):
     def bases_per_token(self) -> float:
         """The stride: each token after the first advances by ``stride`` bases."""
         return float(self.stride)
+
+    @property
+    def min_length_bp(self) -> int:
+        """k: a shorter sequence holds no k-mer (`encode_batch` gives it a single ``[UNK]``)."""
+        return self.k
+
+    @property
+    def _name(self) -> str:
+        return f"{self.k}-mer"
 
     def config(self) -> dict[str, Any]:
         """Constructor parameters."""

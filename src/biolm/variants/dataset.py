@@ -7,12 +7,13 @@ haplotype, sequence[, label]`` ready for ``biolm finetune data.train=...``.
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
 import pandas as pd
 
-from biolm.data.io import write_table
+from biolm.data.io import first_duplicate, read_text, write_table
 from biolm.errors import BiolmError
 from biolm.variants.reference import Reference
 from biolm.variants.sequences import sample_sequences
@@ -20,19 +21,41 @@ from biolm.variants.sequences import sample_sequences
 log = logging.getLogger(__name__)
 
 
-def read_sample_labels(path: str | Path, sample_column: str = "sample", label_column: str = "label") -> dict[str, str]:
-    """``{sample: label}`` from a CSV/TSV table."""
+def read_labels_table(path: str | Path, field_name: str = "labels") -> pd.DataFrame:
+    """A CSV/TSV (``.tsv``/``.txt``: tab; optionally gzipped) as text columns; errors as `BiolmError`."""
     path = Path(path)
     if not path.is_file():
-        raise BiolmError(f"labels: file not found: {path}")
-    table = pd.read_csv(path, sep="\t" if ".tsv" in path.name or ".txt" in path.name else ",", dtype=str)
+        raise BiolmError(f"{field_name}: file not found: {path}")
+    text = read_text(str(path))
+    try:
+        return pd.read_csv(io.StringIO(text), sep="\t" if ".tsv" in path.name or ".txt" in path.name else ",", dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise BiolmError(f"{field_name}: {path} is empty; expected a header line and rows") from None
+    except (pd.errors.ParserError, ValueError) as err:
+        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        raise BiolmError(f"{field_name}: cannot read {path} as a table: {message}") from None
+
+
+def read_sample_labels(path: str | Path, sample_column: str = "sample", label_column: str = "label") -> dict[str, str]:
+    """``{sample: label}`` from a CSV/TSV table with one row per sample.
+
+    Raises:
+        BiolmError: missing file or column, or a sample listed twice (even with the same label),
+            naming both lines and their labels.
+    """
+    table = read_labels_table(path)
     missing = [c for c in (sample_column, label_column) if c not in table.columns]
     if missing:
-        raise BiolmError(f"labels: {path} lacks column(s) {', '.join(missing)} (has {', '.join(table.columns)}); set sample_column= / label_column=")
-    duplicated = table[sample_column][table[sample_column].duplicated()]
-    if len(duplicated):
-        raise BiolmError(f"labels: {path}: sample {duplicated.iloc[0]!r} appears twice")
-    return dict(zip(table[sample_column], table[label_column]))
+        raise BiolmError(f"labels: {path} lacks column(s) {', '.join(missing)} (has {', '.join(repr(str(c)) for c in table.columns)}); set sample_column= / label_column=")
+    samples, labels = table[sample_column].tolist(), table[label_column].tolist()
+    repeat = first_duplicate(samples)
+    if repeat is not None:
+        first, again = repeat
+        raise BiolmError(
+            f"labels: {path} line {again + 2}: sample {samples[again]!r} is listed again (first on line {first + 2}; "
+            f"labels {labels[first]!r} and {labels[again]!r}); each sample needs exactly one row"
+        )
+    return dict(zip(samples, labels))
 
 
 def variant_dataset(
@@ -62,10 +85,10 @@ def variant_dataset(
     Returns:
         ``id, sample, haplotype, sequence`` (+ ``label``).
     """
+    table = read_sample_labels(labels, sample_column, label_column) if labels is not None else None  # its mistakes first
     reference = reference if isinstance(reference, Reference) else Reference(reference, aliases)
     frame = sample_sequences(str(vcf), reference, region, mode=mode, strand=strand, on_ref_mismatch=on_ref_mismatch)
-    if labels is not None:
-        table = read_sample_labels(labels, sample_column, label_column)
+    if table is not None:
         unlabelled = sorted(set(frame["sample"]) - set(table))
         if len(unlabelled) == frame["sample"].nunique():
             raise BiolmError(f"labels: no sample of {vcf} is in {labels} (VCF samples: {', '.join(sorted(set(frame['sample']))[:5])}, ...)")

@@ -67,8 +67,11 @@ def higher_is_pathogenic(method: str) -> bool:
     return method == "supervised_diff"
 
 
-def evaluate_scores(scores: pd.DataFrame, roc_png: str | Path | None = None) -> dict[str, float]:
+def evaluate_scores(scores: pd.DataFrame, roc_png: str | Path | None = None) -> dict[str, float | int | str | None]:
     """AUROC and AUPRC of ``scores.score`` against ``scores.label`` (rows with both finite).
+
+    A metric undefined on these rows is None (JSON null), with a warning: AUROC when they are all
+    pathogenic or all benign (no ROC curve is drawn then), AUPRC when none is pathogenic.
 
     Returns:
         ``auroc``, ``auprc``, ``n``, ``n_pathogenic``, ``n_benign``, ``orientation``.
@@ -79,19 +82,24 @@ def evaluate_scores(scores: pd.DataFrame, roc_png: str | Path | None = None) -> 
         raise BiolmError("labels: the score table has no label column; pass labels=<table with chrom,pos,ref,alt,label>")
     usable = scores[np.isfinite(scores["score"].astype(float)) & scores["label"].notna()]
     y = usable["label"].astype(int).to_numpy()
-    if len(set(y)) < 2:
-        raise BiolmError(f"labels: {len(usable)} scored variants with labels, not both classes; AUROC needs pathogenic and benign ones")
-    higher = higher_is_pathogenic(str(usable["method"].iloc[0]))
+    higher = higher_is_pathogenic(str(scores["method"].iloc[0]))
     predictor = usable["score"].to_numpy(float) * (1.0 if higher else -1.0)
+    n_pathogenic = int(y.sum())
+    both = 0 < n_pathogenic < len(y)
+    held = f"the {len(y)} labelled variants with a score are all {'pathogenic' if n_pathogenic else 'benign'}" if len(y) else "no variant has both a label and a score"
+    if not both:
+        log.warning("auroc: undefined, %s; AUROC needs pathogenic and benign ones (no ROC curve drawn)", held)
+    if not n_pathogenic:
+        log.warning("auprc: undefined, %s; AUPRC needs a pathogenic one", held)
     metrics = {
-        "auroc": float(roc_auc_score(y, predictor)),
-        "auprc": float(average_precision_score(y, predictor)),
+        "auroc": float(roc_auc_score(y, predictor)) if both else None,
+        "auprc": float(average_precision_score(y, predictor)) if n_pathogenic else None,
         "n": int(len(y)),
-        "n_pathogenic": int(y.sum()),
-        "n_benign": int(len(y) - y.sum()),
+        "n_pathogenic": n_pathogenic,
+        "n_benign": int(len(y) - n_pathogenic),
         "orientation": "higher score = pathogenic" if higher else "lower score = pathogenic",
     }
-    if roc_png is not None:
+    if roc_png is not None and both:
         import matplotlib
 
         matplotlib.use("Agg")

@@ -3,7 +3,8 @@
 In: a run (see `score_variants`), a `Reference` and a region ``CONTIG:START-END`` (1-based
 inclusive). Out: a long table ``chrom, pos, ref, alt, score`` (3 rows per position; positions
 whose reference base is N are skipped) and a ``(4, n_positions)`` heatmap (rows A, C, G, T;
-the reference base's cell is 0) written as PNG beside ``ism.tsv``.
+the reference base's cell is 0) written as PNG beside ``ism.tsv``. On a contig shorter than the
+window, the window is the whole contig (as in `score_variants`; ``window_bp`` column and title).
 """
 
 from __future__ import annotations
@@ -103,7 +104,11 @@ def in_silico_mutagenesis(
         folder = Path(output)
         folder.mkdir(parents=True, exist_ok=True)
         write_table(scores, str(folder / "ism.tsv"))
-        title = f"{region} | {scores['method'].iloc[0]} | {Path(str(scores['model'].iloc[0])).name} | window {window_bp} bp"
+        used = sorted(set(scores["window_bp"].astype(int)))
+        window = f"window {used[0]} bp" if len(used) == 1 else f"window {used[0]}-{used[-1]} bp"
+        if used[0] < window_bp:
+            window += f" (contig shorter than {window_bp} bp)"
+        title = f"{region} | {scores['method'].iloc[0]} | {Path(str(scores['model'].iloc[0])).name} | {window}"
         plot_ism(scores, folder / "ism.png", title)
         log.info("%d substitutions scored; %s and %s written", len(scores), folder / "ism.tsv", folder / "ism.png")
     return scores

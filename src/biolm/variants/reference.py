@@ -1,8 +1,9 @@
 """Reference genome access for variants: contig aliasing, window FASTAs, REF checks.
 
 In: a FASTA file. Plain (uncompressed) files are read with pyfaidx (random access through a
-``.fai`` index written beside the file); gzip/bgzip files are read into memory with
-`biolm.data.genome.load_genome` (pyfaidx needs Biopython for bgzip and cannot read plain gzip).
+``.fai`` index written beside the file); gzip/bgzip files, and plain files pyfaidx cannot index
+(ragged line lengths), are read into memory with `biolm.data.genome.load_genome` (pyfaidx needs
+Biopython for bgzip and cannot read plain gzip).
 Out: `Reference.fetch(chrom, start, end)` -> upper-case ``str`` for 0-based half-open genome
 coordinates.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,26 +73,38 @@ class Reference:
             raise BiolmError(f"{field_name}: reference FASTA not found: {self.path}")
         with open(self.path, "rb") as handle:
             compressed = handle.read(2) == b"\x1f\x8b"
-        if compressed:
+        self._fasta = None if compressed else self._index()
+        if self._fasta is None:
             from biolm.data.genome import load_genome
 
-            self._memory = load_genome([str(self.path)], field_name)
-            self._fasta = None
+            try:
+                self._memory = load_genome([str(self.path)], field_name)  # names the line at fault in a broken file
+            except zlib.error as err:  # a corrupt gzip stream (load_genome reports truncation itself)
+                raise BiolmError(f"{field_name}: {self.path} is not a valid gzip file ({err})") from None
             lengths = {name: len(seq) for name, seq in self._memory.items()}
         else:
-            import pyfaidx
-
-            try:
-                self._fasta = pyfaidx.Fasta(str(self.path), sequence_always_upper=True, as_raw=True)
-            except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, OSError, ValueError) as err:
-                raise BiolmError(f"{field_name}: cannot index {self.path} as FASTA ({err})") from None
             self._memory = None
             lengths = {name: len(self._fasta[name]) for name in self._fasta.keys()}
+        if not lengths:
+            raise BiolmError(f"{field_name}: {self.path} holds no FASTA record ('>name' line followed by bases)")
         self._pieces: dict[str, list[_Piece]] = {}
         for name, length in lengths.items():
             match = _REGION_NAME.match(name)
-            contig, offset = (match["contig"], int(match["start"].replace(",", "")) - 1) if match else (name, 0)
+            offset = int(match["start"].replace(",", "")) - 1 if match else -1
+            contig, offset = (match["contig"], offset) if offset >= 0 else (name, 0)  # ``chr1:0-5`` is a plain name
             self._pieces.setdefault(self.canonical(contig), []).append(_Piece(name, offset, length))
+
+    def _index(self):
+        """A pyfaidx index of a plain FASTA, or None when pyfaidx cannot index it (then it is read into memory)."""
+        import pyfaidx
+
+        try:
+            return pyfaidx.Fasta(str(self.path), sequence_always_upper=True, as_raw=True)
+        except (pyfaidx.FastaIndexingError, pyfaidx.UnsupportedCompressionFormat, ImportError, RuntimeError, ValueError, OSError) as err:
+            # Ragged line lengths, a name seen twice, a ``.gz`` name on a plain file: the in-memory reader
+            # takes ragged lines and names the line of a real fault.
+            log.debug("pyfaidx cannot index %s (%s); reading it into memory", self.path, err)
+            return None
 
     def canonical(self, contig: str) -> str:
         """The contig's canonical name (aliases first, then the chr-prefix rule)."""
@@ -105,6 +119,11 @@ class Reference:
     def covers(self, contig: str, start: int, end: int) -> bool:
         """Whether ``[start, end)`` of ``contig`` lies inside one FASTA record."""
         return self._piece(contig, start, end) is not None
+
+    def record_bounds(self, contig: str, start: int, end: int) -> tuple[int, int] | None:
+        """Genome span ``[first, last)`` of the FASTA record holding ``[start, end)`` of ``contig``, or None."""
+        piece = self._piece(contig, start, end)
+        return None if piece is None else (piece.offset, piece.offset + piece.length)
 
     def _piece(self, contig: str, start: int, end: int) -> _Piece | None:
         for piece in self._pieces.get(self.canonical(contig), []):

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pandas as pd
 
-from biolm.data.io import atomic_path, write_table
+from biolm.data.io import atomic_path, first_duplicate, write_table
 from biolm.errors import BiolmError
-from biolm.variants.evaluation import annotate_vcf, attach_labels, evaluate_scores
-from biolm.variants.reference import Reference, parse_region
+from biolm.variants.dataset import read_labels_table
+from biolm.variants.evaluation import KEY, annotate_vcf, attach_labels, evaluate_scores
+from biolm.variants.reference import Reference, canonical_contig, parse_region
 from biolm.variants.scoring import score_variants
 from biolm.variants.vcf import read_variants
 
@@ -30,6 +32,29 @@ def _stem(path: str) -> str:
         if path.endswith(suffix):
             return path[: -len(suffix)]
     return path
+
+
+def check_variant_labels(path: str | Path, label_column: str = "label") -> None:
+    """Refuse a variant labels table that lists a variant twice (``chr17``/``17`` and allele case folded).
+
+    A table without the ``chrom, pos, ref, alt`` columns is left to `attach_labels`, which names them.
+
+    Raises:
+        BiolmError: a variant on two rows (even with the same label), naming both lines and their labels.
+    """
+    table = read_labels_table(path)
+    if not {*KEY, label_column} <= set(table.columns):
+        return
+    keys = list(zip(table["chrom"].map(canonical_contig), table["pos"].str.strip(), table["ref"].str.upper(), table["alt"].str.upper()))
+    repeat = first_duplicate(keys)
+    if repeat is not None:
+        first, again = repeat
+        row = table.iloc[again]
+        labels = table[label_column]
+        raise BiolmError(
+            f"labels: {path} line {again + 2}: variant {row.chrom}:{row.pos} {row.ref}>{row.alt} is listed again (first on line {first + 2}; "
+            f"labels {labels.iloc[first]!r} and {labels.iloc[again]!r}); each variant needs exactly one row"
+        )
 
 
 def score_vcf(
@@ -56,10 +81,13 @@ def score_vcf(
         region: only variants inside ``CONTIG:START-END``.
         snvs_only: only single-base substitutions.
         annotated_vcf: where to write the annotated VCF (default ``<output stem>.vcf.gz``; ``""``: none).
+        labels: table ``chrom, pos, ref, alt, <label_column>``, one row per variant (a repeated variant is an error).
 
     Returns:
         (scores, metrics): metrics is None without labels.
     """
+    if labels:
+        check_variant_labels(labels, label_column)  # before the scoring work
     ref = Reference(reference, aliases)
     if vcf.endswith(_TABLES):
         table = pd.read_csv(vcf, sep="\t" if ".tsv" in vcf else ",", dtype={"chrom": str}) if not vcf.endswith(".parquet") else pd.read_parquet(vcf)

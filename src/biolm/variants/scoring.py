@@ -16,6 +16,11 @@ cannot score it, with the reason in ``note``):
   class probability (binary) or the value (regression), from `biolm.api.predict`.
 
 ``average_rc`` averages each score over the plus-strand and the reverse-complement windows.
+
+Short contigs: a variant on a contig (FASTA record) shorter than ``window_bp`` is scored with the
+longest window the contig holds; the ``window_bp`` column gives the window used per variant and
+``note`` says it was shortened. A contig too short even for the variant's alleles gives NaN and a
+note. The other variants are scored as without it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import torch
 from biolm.errors import BiolmError
 from biolm.runs import LanguageModelRun, Run, load_language_model_run, load_run
 from biolm.variants.reference import Reference
-from biolm.variants.sequences import variant_windows
+from biolm.variants.sequences import variant_windows, window_width
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +199,7 @@ def score_variants(
         run: a run folder or a loaded run (pretraining -> zero-shot, fine-tuned -> supervised).
         variants: DataFrame or list of ``(chrom, pos, ref, alt)`` (1-based pos); extra columns are kept.
         reference: `Reference` or a FASTA path.
-        window_bp: bases per window, centred on each variant.
+        window_bp: bases per window, centred on each variant (fewer on a contig shorter than that).
         batch_size: windows per forward pass.
         strand: ``+`` or ``-`` (reverse-complemented windows).
         average_rc: average the score over both strands (``strand`` is then ignored).
@@ -202,30 +207,47 @@ def score_variants(
         aliases: contig aliases when ``reference`` is a path.
 
     Returns:
-        The variants with ``score``, ``method``, ``model``, ``window_bp``, ``note`` columns.
+        The variants with ``score``, ``method``, ``model``, ``window_bp`` (the window used: less than
+        requested on a contig shorter than it), ``strand``, ``note`` columns.
     """
     loaded = load_scoring_run(run)
     method = method_of(loaded)
     reference = reference if isinstance(reference, Reference) else Reference(reference, aliases)
     frame = as_variant_table(variants)
+    window_bp = int(window_bp)
     usable = reference.check_alleles(frame, on_ref_mismatch)
-    scores = np.full(len(frame), np.nan)
+    widths = np.array(
+        [window_width(reference, c, p, r, a, window_bp) if ok else window_bp for c, p, r, a, ok in zip(frame.chrom, frame.pos, frame.ref, frame.alt, usable)],
+        dtype=np.int64,
+    )
     notes = np.array(["" if ok else "ref_mismatch_or_outside_reference" for ok in usable], dtype=object)
+    too_short = usable & (widths == 0)
+    notes[too_short] = "contig_too_short: its contig cannot hold the variant's windows"
+    widths[too_short] = window_bp
+    usable &= ~too_short
+    shortened = usable & (widths < window_bp)
+    notes[shortened] = [f"contig_shorter_than_window: scored with a {w} bp window" for w in widths[shortened]]
+    scores = np.full(len(frame), np.nan)
     picked = frame[usable]
     if len(picked):
         strands = ["+", "-"] if average_rc else [strand]
         per_strand = []
         for one in strands:
-            windows = variant_windows(picked, reference, int(window_bp), one)
+            windows = variant_windows(picked, reference, window_bp, one)
             values, reasons = _strand_scores(loaded, windows, method, int(batch_size))
             per_strand.append(values)
         scores[usable] = np.mean(per_strand, axis=0)
-        notes[np.flatnonzero(usable)] = reasons
+        rows = np.flatnonzero(usable)
+        notes[rows] = [reason or note for reason, note in zip(reasons, notes[rows])]
     frame["score"] = scores
     frame["method"] = method
     frame["model"] = str(loaded.path)
-    frame["window_bp"] = int(window_bp)
+    frame["window_bp"] = widths
     frame["strand"] = "both" if average_rc else strand
     frame["note"] = notes
     log.info("%s: %d of %d variants scored (%s, window %d bp)", loaded.path, int(np.isfinite(scores).sum()), len(frame), method, window_bp)
+    if shortened.any():
+        log.warning("%d variant(s) on contigs shorter than the %d bp window scored with a shorter window (window_bp column)", int(shortened.sum()), window_bp)
+    if too_short.any():
+        log.warning("%d variant(s) not scored: their contig is too short for their ref and alt windows (note column)", int(too_short.sum()))
     return frame

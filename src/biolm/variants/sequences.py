@@ -12,6 +12,9 @@ Out: plain ``str`` sequences (upper-case), on the plus strand or reverse-complem
   window reads further right after a deletion (and less after an insertion), so both have
   exactly ``window_bp`` bases. On the minus strand both are reverse-complemented and the offset
   mirrors: the variant's bases sit at ``[window_bp - offset - len, window_bp - offset)``.
+  A variant on a contig (FASTA record) shorter than ``window_bp`` (plus a deletion's read-ahead)
+  gets windows as long as the contig allows (`window_width`); ``VariantWindows.width`` holds the
+  length used per variant.
 """
 
 from __future__ import annotations
@@ -92,9 +95,7 @@ def sample_sequences(
     _check_strand(strand)
     contig, start, end = parse_region(region)
     ref_seq = reference.fetch(contig, start, end)
-    names, records, genotypes = read_genotypes(vcf, samples)
-    if not names:
-        raise BiolmError(f"vcf: {vcf} has no samples (no genotype columns); a per-sample dataset needs them")
+    names, records, genotypes = read_genotypes(vcf, samples)  # raises for a sites-only VCF
     canonical = reference.canonical(contig)
     inside = np.array(
         [reference.canonical(c) == canonical and start < p and p - 1 + len(r) <= end for c, p, r in zip(records.chrom, records.pos, records.ref)],
@@ -131,13 +132,14 @@ def sample_sequences(
 
 @dataclass
 class VariantWindows:
-    """Reference and alternative windows of a batch of variants (all ``window_bp`` long).
+    """Reference and alternative windows of a batch of variants (each pair ``width[i]`` long).
 
     Attributes:
         ref: reference windows.
         alt: alternative windows.
         offset: ``(n,)`` 0-based start of the variant's bases in both windows (after any reverse complement).
         ref_len: ``(n,)`` REF lengths; ``alt_len``: ALT lengths.
+        width: ``(n,)`` bases per window: ``window_bp``, or less on a contig shorter than that.
     """
 
     ref: list[str]
@@ -145,54 +147,75 @@ class VariantWindows:
     offset: np.ndarray
     ref_len: np.ndarray
     alt_len: np.ndarray
+    width: np.ndarray
+
+
+def window_width(reference: Reference, chrom: str, pos: int, ref: str, alt: str, window_bp: int) -> int:
+    """Bases in a variant's windows: ``window_bp``, or what the contig holding it allows; 0 when it cannot hold them.
+
+    The windows need ``width`` bases of context plus, for a deletion, ``len(ref) - len(alt)`` more
+    (the alternative window reads further right), all inside one FASTA record. On a shorter record
+    the width shrinks to fit; it must still hold the variant's alleles (and be at least 2).
+
+    Raises:
+        BiolmError: ``window_bp`` is shorter than the variant's alleles (a window too short everywhere).
+    """
+    if window_bp < 2:
+        raise BiolmError(f"window: {window_bp} bp is too short (at least 2)")
+    if len(alt) > window_bp or len(ref) > window_bp:
+        raise BiolmError(f"window: {window_bp} bp is shorter than the variant {chrom}:{pos} {ref}>{alt}; raise window=")
+    start = int(pos) - 1
+    bounds = reference.record_bounds(chrom, start, start + len(ref))
+    if bounds is None:
+        return 0
+    extra = max(len(ref) - len(alt), 0)
+    width = min(window_bp, bounds[1] - bounds[0] - extra)
+    return width if width >= max(len(ref), len(alt), 2) else 0
 
 
 def variant_windows(variants: pd.DataFrame, reference: Reference, window_bp: int, strand: str = "+") -> VariantWindows:
-    """Centred ``window_bp`` reference and alternative windows (see module docstring).
+    """Centred reference and alternative windows of ``window_bp`` bases (see module docstring).
 
-    Near the ends of the reference the window is shifted inward, so the offset may differ from
-    ``window_bp // 2``.
+    Near the ends of a contig the window is shifted inward, so the offset may differ from
+    ``window_bp // 2``; on a contig shorter than the window it is the whole contig (`window_width`).
+
+    Raises:
+        BiolmError: a variant outside the reference, or on a contig too short to hold its windows.
     """
     _check_strand(strand)
-    if window_bp < 2:
-        raise BiolmError(f"window: {window_bp} bp is too short (at least 2)")
-    refs, alts, offsets = [], [], []
+    refs, alts, offsets, widths = [], [], [], []
     for chrom, pos, ref, alt in zip(variants["chrom"], variants["pos"], variants["ref"], variants["alt"]):
         chrom, start, ref, alt = str(chrom), int(pos) - 1, str(ref).upper(), str(alt).upper()
-        if len(alt) > window_bp or len(ref) > window_bp:
-            raise BiolmError(f"window: {window_bp} bp is shorter than the variant {chrom}:{pos} {ref}>{alt}; raise window=")
-        left = window_bp // 2
+        width = window_width(reference, chrom, start + 1, ref, alt, window_bp)
+        if width == 0:
+            bounds = reference.record_bounds(chrom, start, start + len(ref))
+            if bounds is None:
+                reference.fetch(chrom, start, start + len(ref))  # raises: contig absent or variant outside it
+            raise BiolmError(
+                f"window: {chrom}:{pos} {ref}>{alt}: its contig in {reference.path} holds only {bounds[1] - bounds[0]} bp, "
+                "too few for the variant's ref and alt windows"
+            )
+        first, last = reference.record_bounds(chrom, start, start + len(ref))
         extra = max(len(ref) - len(alt), 0)
-        lo, hi = start - left, start - left + window_bp + extra
-        lo, hi = _shift_inside(reference, chrom, lo, hi)
+        lo = start - width // 2
+        hi = lo + width + extra
+        shift = max(first - lo, 0) - max(hi - last, 0)  # width + extra <= last - first: one side at most
+        lo, hi = lo + shift, hi + shift
         left = start - lo
         context = reference.fetch(chrom, lo, hi)
-        ref_window = context[:window_bp]
-        alt_window = (context[:left] + alt + context[left + len(ref) :])[:window_bp]
-        if len(alt_window) < window_bp:  # an insertion longer than the read-ahead: pad from the right
-            alt_window += reference.fetch(chrom, hi, hi + window_bp - len(alt_window))
+        ref_window = context[:width]
+        alt_window = (context[:left] + alt + context[left + len(ref) :])[:width]  # >= width bases before the cut
         if strand == "-":
             ref_window, alt_window = reverse_complement(ref_window), reverse_complement(alt_window)
         refs.append(ref_window)
         alts.append(alt_window)
         offsets.append(left)
+        widths.append(width)
     ref_len = np.array([len(r) for r in variants["ref"]], dtype=np.int64)
     alt_len = np.array([len(a) for a in variants["alt"]], dtype=np.int64)
     offset = np.array(offsets, dtype=np.int64)
+    width = np.array(widths, dtype=np.int64)
     if strand == "-":
         # Only equal-length (substitution) offsets are meaningful after the flip; indels keep their ref span.
-        offset = window_bp - offset - ref_len
-    return VariantWindows(refs, alts, offset, ref_len, alt_len)
-
-
-def _shift_inside(reference: Reference, chrom: str, lo: int, hi: int) -> tuple[int, int]:
-    """Move ``[lo, hi)`` inside the reference record that holds the variant, if it sticks out."""
-    if reference.covers(chrom, lo, hi):
-        return lo, hi
-    for piece in reference._pieces.get(reference.canonical(chrom), []):
-        first, last = piece.offset, piece.offset + piece.length
-        mid = (lo + hi) // 2
-        if first <= mid < last and hi - lo <= piece.length:
-            shift = max(first - lo, 0) - max(hi - last, 0)
-            return lo + shift, hi + shift
-    return lo, hi  # fetch raises the clear error
+        offset = width - offset - ref_len
+    return VariantWindows(refs, alts, offset, ref_len, alt_len, width)
