@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     except BiolmError as err:
         one_line = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
         print(f"biolm {command}: error: {one_line}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_code", 2)
     except KeyboardInterrupt:
         print(f"biolm {command}: interrupted", file=sys.stderr)
         return 130

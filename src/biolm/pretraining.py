@@ -22,11 +22,12 @@ from biolm.runs import (
     check_window_fits,
     count_parameters,
     default_run_name,
+    fit_run,
     instantiate_config,
     quiet_lightning_warnings,
     write_json,
 )
-from biolm.tasks.callbacks import SafetensorsCheckpoint, save_weights
+from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,6 @@ def pretrain(cfg: DictConfig) -> Path:
     Returns:
         The run folder.
     """
-    from lightning.pytorch.callbacks import ModelCheckpoint
     from lightning.pytorch.utilities import rank_zero_only
 
     from biolm.data.pretraining import GenomeDataModule
@@ -79,12 +79,10 @@ def pretrain(cfg: DictConfig) -> Path:
         **cfg.optim,
     )
     best = SafetensorsCheckpoint(run_dir, "val/bits_per_base", "min")
-    resume = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True)
+    resume = ResumeCheckpoint(run_dir / "checkpoints")
     with quiet_lightning_warnings():
         trainer = build_trainer(cfg, run_dir, [best, resume], early_stopping=None)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
-    if trainer.interrupted:
-        raise BiolmError(f"training interrupted; resume with ckpt=last (run folder {run_dir})")
+        fit_run(trainer, task, datamodule, run_dir, resume_from, "the same command and ckpt=last")
     if not trainer.is_global_zero:
         return run_dir
     if best.best is None:
