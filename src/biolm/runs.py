@@ -284,52 +284,6 @@ def write_json(payload: dict, path: Path) -> None:
         tmp.write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def staging_path(final: Path) -> Path:
-    """The hidden folder a run is built in before it is renamed to ``final``."""
-    return final.parent / f".{final.name}.incomplete"
-
-
-def find_resume_checkpoint(final: Path, ckpt: str | None) -> Path | None:
-    """The checkpoint ``ckpt=`` names: ``last`` is the interrupted run's ``checkpoints/last.ckpt`` (in its
-    staging folder), else the finished run's own (continued training); a path is taken as given.
-
-    Raises:
-        BiolmError: no such checkpoint.
-    """
-    if not ckpt:
-        return None
-    if str(ckpt) != "last":
-        path = Path(str(ckpt))
-        if not path.is_file():
-            raise BiolmError(f"ckpt: no checkpoint at {path}")
-        return path
-    for folder in (staging_path(final), final):
-        path = folder / "checkpoints" / "last.ckpt"
-        if path.is_file():
-            return path
-    raise BiolmError(
-        f"ckpt: no checkpoint at {staging_path(final) / 'checkpoints' / 'last.ckpt'} nor {final / 'checkpoints' / 'last.ckpt'} "
-        "(a run writes one at the end of every epoch; one stopped during its first epoch has none: run it again without ckpt=)"
-    )
-
-
-def prepare_run_folder(final: Path, overwrite: bool, resume_from: Path | None) -> Path:
-    """The staging folder of ``final``: fresh for a new run, kept for a resumed one.
-
-    Resuming a finished run (continued training) copies it into the staging folder; the finished
-    folder is replaced only when the continued run completes.
-    """
-    stage = staging_path(final)
-    if resume_from is None:
-        return staging_dir(final, overwrite)
-    if not stage.exists():
-        if final.exists():
-            shutil.copytree(final, stage)
-        else:
-            stage.mkdir(parents=True)
-    return stage
-
-
 METRICS_BEFORE_RESUME = ".metrics_before_resume.csv"
 
 

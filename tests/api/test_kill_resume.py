@@ -15,7 +15,7 @@ import torch
 
 TINY = [
     "model=hyena_tiny", "tokenizer=char", "model.trunk.d_model=32", "model.trunk.n_layer=1", "model.trunk.max_seq_len=256",
-    "data.window_bp=200", "data.windows_per_epoch=256", "data.val_windows=4", "data.batch_size=8", "trainer.accelerator=cpu",
+    "data.window_bp=200", "data.windows_per_epoch=1024", "data.val_windows=4", "data.batch_size=8", "trainer.accelerator=cpu",
     "progress_bar=false", "baseline.markov_order=0", "trainer.max_epochs=3",
 ]
 
@@ -33,12 +33,13 @@ def test_sigkill_after_a_checkpoint_then_resume_loses_at_most_one_epoch(genome, 
     while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     assert ckpt.exists(), proc.stderr.read().decode()[-2000:] if proc.poll() is not None else "no checkpoint in time"
-    time.sleep(1.0)  # in the middle of the second epoch
+    time.sleep(0.3)  # into the second epoch (128 steps)
+    assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (tmp_path / "k" / "pretrain_metrics.json").exists()  # not claimed complete
     saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-    steps_per_epoch = 256 // 8
+    steps_per_epoch = 1024 // 8
     assert saved["global_step"] >= steps_per_epoch  # at most one checkpoint interval lost
     done = subprocess.run(_biolm(*args, "ckpt=last"), capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stderr[-2000:]
