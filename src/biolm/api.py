@@ -18,6 +18,7 @@ import lightning as L
 import numpy as np
 import pandas as pd
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from biolm.data.augment import AugmentedSequenceDataset, check_augment
@@ -51,6 +52,7 @@ from biolm.runs import (
     check_window_fits,
     count_parameters,
     default_run_name,
+    fit_run,
     instantiate_config,
     load_run,
     load_trunk,
@@ -58,9 +60,10 @@ from biolm.runs import (
     quiet_lightning_warnings,
     staging_dir,
     token_limit,
+    training_stage,
     write_json,
 )
-from biolm.tasks.callbacks import SafetensorsCheckpoint, save_model, save_weights
+from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model, save_weights
 from biolm.tasks.metrics import (
     build_metrics,
     log_notes,
@@ -137,17 +140,18 @@ def finetune(cfg: DictConfig) -> Path:
     )
 
     final = Path(cfg.output_dir) / _run_name(cfg)
-    stage = staging_dir(final, bool(cfg.get("overwrite", False)))
-    OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
-    tokenizer.save(stage / "tokenizer")
-    spec.to_json(stage / "labels.json")
-    if adapter != "none":
-        write_base_record(stage / "adapter", pretrained)
+    stage, resume_from = training_stage(final, cfg)
+    if resume_from is None and rank_zero_only.rank == 0:
+        OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
+        tokenizer.save(stage / "tokenizer")
+        spec.to_json(stage / "labels.json")
+        if adapter != "none":
+            write_base_record(stage / "adapter", pretrained)
 
     monitor = f"val/{cfg.task.monitor}"
     mode = metric_mode(cfg.task.monitor)
     weights = class_weights(spec.task, targets["train"], cfg.task.get("class_weights"), max(len(spec.classes), 1))
-    task = SequenceTask(model, spec, monitor=cfg.task.monitor, class_weights=weights, **cfg.optim)
+    task = SequenceTask(model, spec, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)
     augment = cfg.data.get("augment") or {}
     rc_prob, substitution_rate = float(augment.get("rc_prob", 0.0)), float(augment.get("substitution_rate", 0.0))
     check_augment(rc_prob, substitution_rate)
@@ -162,13 +166,16 @@ def finetune(cfg: DictConfig) -> Path:
         batch_size=int(cfg.data.batch_size),
         num_workers=int(cfg.data.num_workers),
         eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
+        seed=int(cfg.seed),
     )
     checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
+    resume = ResumeCheckpoint(stage / "checkpoints")
     with quiet_lightning_warnings():
-        trainer = build_trainer(cfg, stage, [checkpoint], early_stopping=(monitor, mode))
-        trainer.fit(task, datamodule=datamodule)
-    if trainer.interrupted:
-        raise BiolmError(f"training interrupted; the unfinished run is left in {stage}")
+        trainer = build_trainer(cfg, stage, [checkpoint, resume], early_stopping=(monitor, mode))
+        fit_run(trainer, task, datamodule, stage, resume_from, f"the same command and run_name={final.name} ckpt=last")
+    if not trainer.is_global_zero:
+        return final
+    shutil.rmtree(stage / "checkpoints", ignore_errors=True)  # resume state; the finished run keeps its best weights only
     if checkpoint.best is None:
         log.warning("%s never produced a finite value; keeping the last weights", monitor)
         save_model(model, stage)

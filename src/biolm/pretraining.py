@@ -25,6 +25,7 @@ from biolm.runs import (
     fit_run,
     instantiate_config,
     quiet_lightning_warnings,
+    resume_checkpoint,
     write_json,
 )
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_weights
@@ -57,7 +58,7 @@ def pretrain(cfg: DictConfig) -> Path:
     model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
     check_window_fits(tokenizer, int(cfg.data.window_bp), model.max_tokens, "data.window_bp")
     run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or default_run_name(f"pretrain-{cfg.objective.name}"))
-    resume_from = _resume_checkpoint(cfg, run_dir)
+    resume_from = resume_checkpoint(cfg, run_dir)
     # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
     if resume_from is None and rank_zero_only.rank == 0:
         if run_dir.exists() and not cfg.get("overwrite"):
@@ -82,7 +83,7 @@ def pretrain(cfg: DictConfig) -> Path:
     resume = ResumeCheckpoint(run_dir / "checkpoints")
     with quiet_lightning_warnings():
         trainer = build_trainer(cfg, run_dir, [best, resume], early_stopping=None)
-        fit_run(trainer, task, datamodule, run_dir, resume_from, "the same command and ckpt=last")
+        fit_run(trainer, task, datamodule, run_dir, resume_from, f"the same command and run_name={run_dir.name} ckpt=last")
     if not trainer.is_global_zero:
         return run_dir
     if best.best is None:
@@ -120,16 +121,6 @@ def _heldout_report(task, datamodule, weights: Path, markov_order: int, device: 
         tiles = (windows.locate(i)[0] for i in range(len(windows)))
         report[f"heldout/markov{markov_order}_bits_per_base"] = float(chain.bits_per_base(datamodule.genome[t.contig][t.start : t.end] for t in tiles))
     return report
-
-
-def _resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
-    ckpt = cfg.get("ckpt")
-    if not ckpt:
-        return None
-    path = run_dir / "checkpoints" / "last.ckpt" if ckpt == "last" else Path(ckpt)
-    if not path.exists():
-        raise BiolmError(f"ckpt: no checkpoint at {path} (ckpt=last resumes <output_dir>/<run_name>/checkpoints/last.ckpt)")
-    return path
 
 
 def train_tokenizer(fasta, vocab_size: int, output: str, chunk_bp: int = 1000, max_bp: int | None = None):

@@ -205,6 +205,51 @@ def staging_dir(final: Path, overwrite: bool) -> Path:
     return staging
 
 
+def resume_checkpoint(cfg: DictConfig, run_dir: Path) -> Path | None:
+    """The checkpoint named by ``cfg.ckpt`` (``last``: ``<run_dir>/checkpoints/last.ckpt``), or None.
+
+    Raises:
+        BiolmError: ``ckpt`` names a checkpoint that does not exist.
+    """
+    ckpt = cfg.get("ckpt")
+    if not ckpt:
+        return None
+    path = run_dir / "checkpoints" / "last.ckpt" if ckpt == "last" else Path(ckpt)
+    if not path.exists():
+        hint = "" if cfg.get("run_name") else "; pass the run_name= of the interrupted run"
+        raise BiolmError(f"ckpt: no checkpoint at {path} (ckpt=last resumes the checkpoints/last.ckpt of run_name=)" + hint)
+    return path
+
+
+def training_stage(final: Path, cfg: DictConfig) -> tuple[Path, Path | None]:
+    """The hidden folder ``.<name>.incomplete`` that a training run is built in, and the checkpoint to resume.
+
+    A new run gets a fresh folder; with ``ckpt=last`` the interrupted run's folder is kept and
+    its ``checkpoints/last.ckpt`` returned. An interrupted run is never wiped by accident: starting
+    the same ``run_name`` again without ``ckpt=last`` needs ``overwrite=true``.
+
+    Raises:
+        BiolmError: the finished run exists, or an interrupted one does and neither ``ckpt`` nor ``overwrite`` says what to do.
+    """
+    from lightning.pytorch.utilities import rank_zero_only
+
+    staging = final.parent / f".{final.name}.incomplete"
+    overwrite = bool(cfg.get("overwrite", False))
+    resume_from = resume_checkpoint(cfg, staging)
+    if resume_from is not None:
+        if final.exists() and not overwrite:
+            raise BiolmError(f"ckpt: {final} is already complete; nothing to resume (overwrite=true replaces it when the resumed run finishes)")
+        return staging, resume_from
+    if (staging / "checkpoints" / "last.ckpt").exists() and not overwrite:
+        raise BiolmError(
+            f"run_name: {staging} holds an interrupted run of this name; resume it with ckpt=last, or pass overwrite=true to start again"
+        )
+    # Under DDP, Lightning starts the other ranks by re-running the command: only rank 0 prepares the folder.
+    if rank_zero_only.rank != 0:
+        return staging, None
+    return staging_dir(final, overwrite), None
+
+
 def publish(staging: Path, final: Path) -> None:
     """Move a finished run into place (replacing an older run of the same name)."""
     if final.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from biolm.data.augment import AugmentedSequenceDataset, substitute
 from biolm.data.genome import reverse_complement
@@ -87,3 +88,25 @@ def test_augmented_dataset_keeps_labels_and_is_seeded_per_epoch():
     assert first != [data.augmented(i) for i in range(64)]
     with pytest.raises(BiolmError, match="substitution_rate"):
         AugmentedSequenceDataset(seqs, targets, tokenizer, None, 0, 0.5, 0.2)
+
+
+def test_epoch_shuffle_depends_on_seed_and_epoch_only():
+    from biolm.data.datasets import EpochShuffle
+
+    epoch = {"now": 0}
+    sampler = EpochShuffle(50, seed=3, epoch_of=lambda: epoch["now"])
+    torch.manual_seed(0)
+    first = list(sampler)
+    torch.manual_seed(123)  # the global random state plays no part
+    assert list(sampler) == first and sorted(first) == list(range(50))
+    epoch["now"] = 1
+    second = list(sampler)
+    assert second != first and sorted(second) == list(range(50))
+    paired = EpochShuffle(50, seed=3, epoch_of=lambda: 1, per_epoch=True)
+    assert list(paired) == [(1, i) for i in second]
+
+    seqs = ["AACCGGTTAC" * 3] * 8
+    data = AugmentedSequenceDataset(seqs, np.zeros(8), CharTokenizer(), None, seed=7, rc_prob=0.5, substitution_rate=0.02)
+    data.set_epoch(4)
+    assert [data[(4, i)][0].tolist() for i in range(8)] == [data[i][0].tolist() for i in range(8)]
+    assert [data.augmented(i, 2) for i in range(8)] != [data.augmented(i) for i in range(8)]

@@ -69,15 +69,15 @@ class AugmentedSequenceDataset(Dataset):
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
-        """Draw the augmentations of ``epoch`` from now on."""
+        """Draw the augmentations of ``epoch`` for plain integer indices from now on."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.sequences)
 
-    def augmented(self, index: int) -> str:
-        """The sequence of item ``index`` as this epoch serves it."""
-        rng = np.random.Generator(np.random.PCG64([self.seed, self.epoch, index]))
+    def augmented(self, index: int, epoch: int | None = None) -> str:
+        """The sequence of item ``index`` as epoch ``epoch`` (default: the current one) serves it."""
+        rng = np.random.Generator(np.random.PCG64([self.seed, self.epoch if epoch is None else int(epoch), index]))
         seq = self.sequences[index]
         if self.substitution_rate:
             seq = substitute(seq, self.substitution_rate, rng)
@@ -85,6 +85,8 @@ class AugmentedSequenceDataset(Dataset):
             seq = reverse_complement(seq)
         return seq
 
-    def __getitem__(self, index: int):
-        ids = self.tokenizer.encode_batch([self.augmented(index)])[0]
+    def __getitem__(self, index: int | tuple[int, int]):
+        """Item ``index``, or ``(epoch, index)`` as `EpochShuffle` passes it."""
+        epoch, index = index if isinstance(index, tuple) else (None, index)
+        ids = self.tokenizer.encode_batch([self.augmented(index, epoch)])[0]
         return truncate_tokens(self.tokenizer, ids, self.max_tokens), self.targets[index], index

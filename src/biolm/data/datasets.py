@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from biolm.data.io import SequenceRecords, read_records
 from biolm.data.labels import LabelSpec
@@ -234,40 +234,80 @@ def _hold_out(records: SequenceRecords, names: list[str], split_cfg, task_type: 
     return out
 
 
-class SequenceDataModule(L.LightningDataModule):
-    """Serves tokenised train/val/test splits as padded batches."""
+class EpochShuffle(Sampler):
+    """A training order drawn from ``(seed, epoch)`` alone.
 
-    def __init__(self, datasets: dict[str, TokenDataset], pad_id: int, batch_size: int, num_workers: int = 0, eval_batch_size: int | None = None):
+    The epoch is read when the epoch's iterator starts (``epoch_of()``), so a run resumed from a
+    checkpoint draws the order the uninterrupted run drew, whatever the global random state and
+    however early the loader prefetches. Datasets that draw per epoch (``per_epoch=True``, e.g.
+    augmentation) receive ``(epoch, index)`` pairs, which also reach persistent worker processes.
+
+    Args:
+        n: number of items.
+        seed: the run's seed.
+        epoch_of: returns the epoch being started (0-based).
+        per_epoch: yield ``(epoch, index)`` instead of ``index``.
+    """
+
+    def __init__(self, n: int, seed: int, epoch_of: Callable[[], int], per_epoch: bool = False):
+        self.n = int(n)
+        self.seed = int(seed)
+        self.epoch_of = epoch_of
+        self.per_epoch = per_epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator:
+        epoch = int(self.epoch_of())
+        generator = torch.Generator().manual_seed(hash((self.seed, epoch)) % (2**63))
+        order = torch.randperm(self.n, generator=generator).tolist()
+        return iter([(epoch, i) for i in order] if self.per_epoch else order)
+
+
+class SequenceDataModule(L.LightningDataModule):
+    """Serves tokenised train/val/test splits as padded batches; the training order is an
+    `EpochShuffle` of ``seed`` (a resumed run sees the batches the uninterrupted run saw)."""
+
+    def __init__(
+        self,
+        datasets: dict[str, TokenDataset],
+        pad_id: int,
+        batch_size: int,
+        num_workers: int = 0,
+        eval_batch_size: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__()
         self.datasets = datasets
         self.collate = Collator(pad_id)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
+        self.seed = seed
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+    def _loader(self, name: str, sampler: Sampler | None = None) -> DataLoader:
         return DataLoader(
             self.datasets[name],
-            batch_size=self.batch_size if shuffle else self.eval_batch_size,
-            shuffle=shuffle,
+            batch_size=self.batch_size if sampler is not None else self.eval_batch_size,
+            sampler=sampler,
             collate_fn=self.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
 
-    def set_epoch(self, epoch: int) -> None:
-        """Pass the epoch to a training set that augments per epoch."""
-        if hasattr(self.datasets["train"], "set_epoch"):
-            self.datasets["train"].set_epoch(epoch)
+    def _epoch(self) -> int:
+        return int(self.trainer.current_epoch) if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        train = self.datasets["train"]
+        return self._loader("train", EpochShuffle(len(train), self.seed, self._epoch, per_epoch=hasattr(train, "set_epoch")))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return self._loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        return self._loader("test")
 
 
 def encode_labels(spec: LabelSpec, records: SequenceRecords) -> np.ndarray:

@@ -18,9 +18,16 @@ import torch.nn.functional as F
 
 from biolm.data.masking import bases_per_predicted_token, causal_lm_labels, mask_tokens
 from biolm.errors import BiolmError
-from biolm.tasks.sequence import configure_adamw, pass_epoch_to_datamodule
+from biolm.tasks.sequence import configure_adamw
 
 OBJECTIVES = ("mlm", "clm")
+
+
+def pass_epoch_to_datamodule(module: L.LightningModule) -> None:
+    """Tell a data module that draws (or augments) per epoch which epoch starts."""
+    datamodule = getattr(module.trainer, "datamodule", None)
+    if datamodule is not None and hasattr(datamodule, "set_epoch"):
+        datamodule.set_epoch(module.current_epoch)
 
 
 class LanguageModelTask(L.LightningModule):

@@ -35,6 +35,9 @@ class SequenceTask(L.LightningModule):
         head_lr: learning rate of the sequence head (None: ``lr``), e.g. a higher one for a new
             head on a pretrained backbone.
         class_weights: per-class loss weights (`class_weights`), None for unweighted.
+        seed: dropout is drawn from (seed, epoch, batch, rank) and the data module's `EpochShuffle`
+            from (seed, epoch), so a run resumed from an epoch's checkpoint continues as the
+            uninterrupted run would have.
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class SequenceTask(L.LightningModule):
         monitor: str | None = None,
         head_lr: float | None = None,
         class_weights: torch.Tensor | None = None,
+        seed: int = 0,
     ):
         super().__init__()
         self.model = model
@@ -58,6 +62,7 @@ class SequenceTask(L.LightningModule):
         self.betas = tuple(betas)
         self.monitor = monitor
         self.head_lr = head_lr
+        self.seed = seed
         self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32), persistent=False)
         num_classes = max(len(labels.classes), 1)
         self.val_metrics = build_metrics(labels.task, num_classes, labels.classes, "validation set").clone(prefix="val/")
@@ -81,8 +86,9 @@ class SequenceTask(L.LightningModule):
             return F.binary_cross_entropy_with_logits(logits, targets.float(), pos_weight=weights)
         return F.mse_loss(logits[:, 0], targets.float())
 
-    def on_train_epoch_start(self) -> None:
-        pass_epoch_to_datamodule(self)
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        # dropout drawn from (seed, epoch, batch, rank); the data module draws the order (see `seed`)
+        torch.manual_seed(hash((self.seed, self.current_epoch, batch_idx, self.global_rank)) % (2**63))
 
     def training_step(self, batch, batch_idx):
         logits = self(batch["input_ids"], batch["attention_mask"])
@@ -123,13 +129,6 @@ class SequenceTask(L.LightningModule):
 
     def configure_optimizers(self):
         return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr)
-
-
-def pass_epoch_to_datamodule(module: L.LightningModule) -> None:
-    """Tell a data module that draws (or augments) per epoch which epoch starts."""
-    datamodule = getattr(module.trainer, "datamodule", None)
-    if datamodule is not None and hasattr(datamodule, "set_epoch"):
-        datamodule.set_epoch(module.current_epoch)
 
 
 def class_weights(task: str, targets: np.ndarray, setting, num_classes: int) -> torch.Tensor | None:
