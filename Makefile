@@ -1,5 +1,5 @@
 # make demo  — set up, fine-tune on bundled GUE data, compare with a CNN, predict a FASTA
-# make test  — set up, run the test suite
+# make test  — set up, lint (ruff), run the test suite
 # make bench — set up, run the side-by-side benchmarks
 PYTHON ?= python3
 VENV ?= .venv
@@ -26,6 +26,7 @@ demo: setup
 	$(BIN)/biolm predict run=runs/demo_prom300_bert input=data/demo/prom_300_tata_sample.fa output=runs/demo_prom300_predictions.csv show=8
 
 test: setup
+	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
 
 bench: setup

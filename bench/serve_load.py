@@ -72,7 +72,7 @@ def start_server(run: Path, port: int, batching: bool, args: argparse.Namespace,
     ]  # fmt: skip
     if args.torch_threads:
         command.append(f"torch_threads={args.torch_threads}")
-    log = open(log_path, "w")
+    log = open(log_path, "w")  # noqa: SIM115 (the server process keeps writing to it)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
 
@@ -175,11 +175,11 @@ def model_side(run_dir: Path, sequences: list[str], clients: int, rounds: int, a
     for enabled in (False, True):
         batcher = MicroBatcher(lambda s: predict_rows(run, s, args.max_batch), args.max_batch, args.max_wait_ms, enabled)
 
-        async def go() -> float:
+        async def go(batcher: MicroBatcher = batcher) -> float:
             await batcher.start()
             await batcher.submit(sequences[:4])
 
-            async def caller(k: int) -> None:
+            async def caller(k: int, batcher: MicroBatcher = batcher) -> None:
                 for j in range(rounds):
                     await batcher.submit([sequences[(k * rounds + j) % len(sequences)]])
 

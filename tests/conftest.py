@@ -61,7 +61,8 @@ def genome(tmp_path_factory) -> Path:
     """A 30 kbp slice of the bundled E. coli genome, as two contigs."""
     import gzip
 
-    text = gzip.open(REPO / "data" / "genomes" / "ecoli_k12_mg1655.fa.gz", "rt").read()
+    with gzip.open(REPO / "data" / "genomes" / "ecoli_k12_mg1655.fa.gz", "rt") as handle:
+        text = handle.read()
     seq = "".join(line.strip() for line in text.splitlines()[1:2000])[:30000]
     path = tmp_path_factory.mktemp("genome") / "slice.fa"
     path.write_text(f">a\n{seq[:15000]}\n>b\n{seq[15000:]}\n")

@@ -33,6 +33,14 @@ from biolm.data.io import SequenceRecords, read_records, write_table
 from biolm.data.labels import LabelSpec
 from biolm.data.windows import check_window, split_into_windows
 from biolm.errors import BiolmError
+from biolm.fitting import (
+    build_trainer,
+    fit_run,
+    publish,
+    quiet_lightning_warnings,
+    staging_dir,
+    training_stage,
+)
 from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
 from biolm.models import build_sequence_model
 from biolm.models.adapters import (
@@ -47,23 +55,22 @@ from biolm.pretraining import pretrain, train_tokenizer
 from biolm.report import write_report
 from biolm.runs import (
     Run,
-    build_trainer,
     check_targets,
     check_window_fits,
     count_parameters,
     default_run_name,
-    fit_run,
     instantiate_config,
     load_run,
     load_trunk,
-    publish,
-    quiet_lightning_warnings,
-    staging_dir,
     token_limit,
-    training_stage,
     write_json,
 )
-from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model, save_weights
+from biolm.tasks.callbacks import (
+    ResumeCheckpoint,
+    SafetensorsCheckpoint,
+    save_model,
+    save_weights,
+)
 from biolm.tasks.metrics import (
     build_metrics,
     log_notes,

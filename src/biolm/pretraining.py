@@ -17,15 +17,17 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.errors import BiolmError
-from biolm.runs import (
+from biolm.fitting import (
     build_trainer,
+    fit_run,
+    quiet_lightning_warnings,
+    resume_checkpoint,
+)
+from biolm.runs import (
     check_window_fits,
     count_parameters,
     default_run_name,
-    fit_run,
     instantiate_config,
-    quiet_lightning_warnings,
-    resume_checkpoint,
     write_json,
 )
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_weights

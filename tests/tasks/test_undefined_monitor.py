@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import EarlyStopping
 
 from biolm.cli import compose
-from biolm.runs import build_trainer
+from biolm.fitting import build_trainer
 from biolm.tasks.callbacks import SafetensorsCheckpoint, SkipUndefinedEarlyStopping
 
 NAN = math.nan

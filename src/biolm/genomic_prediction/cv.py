@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from biolm.data.io import write_table
 from biolm.errors import BiolmError
+from biolm.fitting import publish, staging_dir
 from biolm.genomic_prediction.data import (
     GenotypeMatrix,
     check_constant_markers,
@@ -34,7 +35,7 @@ from biolm.genomic_prediction.data import (
 )
 from biolm.genomic_prediction.folds import iter_splits, make_folds
 from biolm.genomic_prediction.preprocess import MarkerPreprocessor
-from biolm.runs import check_targets, instantiate_config, publish, staging_dir
+from biolm.runs import check_targets, instantiate_config
 
 log = logging.getLogger(__name__)
 

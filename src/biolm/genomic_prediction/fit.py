@@ -32,6 +32,7 @@ from safetensors.torch import save_file as save_torch
 
 from biolm.data.io import write_table
 from biolm.errors import BiolmError
+from biolm.fitting import publish, staging_dir
 from biolm.genomic_prediction.cv import (
     build_estimator,
     limit_threads,
@@ -42,7 +43,7 @@ from biolm.genomic_prediction.cv import (
 )
 from biolm.genomic_prediction.data import read_genotypes
 from biolm.genomic_prediction.deep import DeepRegressor
-from biolm.runs import check_targets, publish, staging_dir, write_json
+from biolm.runs import check_targets, write_json
 
 log = logging.getLogger(__name__)
 RUN_FILES = ("config.yaml", "markers.json", "features.safetensors", "model.safetensors")

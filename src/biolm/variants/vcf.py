@@ -298,7 +298,7 @@ def read_variants(path: str | Path, max_indel_bp: int = 50, field_name: str = "v
     rows: list[tuple] = []
     skipped: Counter = Counter()
     for number, record in enumerate(_records(reader, path, field_name), start=1):
-        depth = _number(_field(lambda: record.INFO.get("DP"), f"{field_name}: {path}: data record {number}", "INFO/DP"))
+        depth = _number(_field(lambda: record.INFO.get("DP"), f"{field_name}: {path}: data record {number}", "INFO/DP"))  # noqa: B023 (called at once)
         qual = np.nan if record.QUAL is None else float(record.QUAL)
         status = record.FILTER or "PASS"
         for allele, alt in enumerate(record.ALT, start=1):
@@ -523,7 +523,7 @@ def read_genotypes(path: str | Path, samples: list[str] | None = None, field_nam
         rows.append((record.CHROM, int(record.POS), record.REF.upper(), alts, number))
         where = f"{field_name}: {path}: data record {number}"
         gts = np.full((len(names), 2), -1, dtype=np.int16)
-        for j, call in enumerate(_field(lambda: record.genotypes, where, "the genotypes")):
+        for j, call in enumerate(_field(lambda: record.genotypes, where, "the genotypes")):  # noqa: B023 (called at once)
             alleles = [a if a is not None and a >= 0 else -1 for a in call[:-1]][:2]
             if any(a > len(alts) for a in alleles):
                 raise BiolmError(f"{where}: sample {names[j]!r} has allele {max(alleles)} in GT, but the record has {len(alts)} ALT allele(s)")
