@@ -18,16 +18,21 @@ unpickled, and only ``biolm.*`` classes may be named by ``_target_`` in a run's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import torch
+import yaml
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from biolm.data.io import atomic_path
@@ -102,11 +107,44 @@ def check_targets(node, where: str) -> None:
             check_targets(value, where)
 
 
+# what a damaged or hand-edited run file raises while it is read (JSON and YAML errors are ValueErrors or YAMLErrors)
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError, yaml.YAMLError, SafetensorError, OmegaConfBaseException)
+
+
+@contextlib.contextmanager
+def run_file(path: Path, problem: str) -> Iterator[None]:
+    """Turn a failure to read one file of a run folder into one `BiolmError` naming the file."""
+    try:
+        yield
+    except BiolmError:
+        raise
+    except _READ_ERRORS as err:
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise BiolmError(f"run: {path}: {problem} ({detail}); the run folder is damaged or was edited by hand: restore it or train again") from None
+
+
+def _read_config(run_dir: Path) -> DictConfig:
+    path = run_dir / "config.yaml"
+    with run_file(path, "not a readable run config"):
+        cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig) or "model" not in cfg:
+        raise BiolmError(f"run: {path}: not a biolm run config (no model section); the run folder is damaged or was edited by hand")
+    check_targets(cfg, str(path))
+    return cfg
+
+
+def _load_weights(model: torch.nn.Module, path: Path) -> None:
+    with run_file(path, "cannot load these weights into the model its config.yaml describes (truncated, corrupt, or from another model)"):
+        model.load_state_dict(load_file(str(path)), strict=True)
+
+
 def load_run(path: str | Path) -> Run:
     """Load a run folder for evaluation or prediction (a LoRA run: its base weights, then its adapter).
 
     Raises:
-        BiolmError: the folder is missing or incomplete.
+        BiolmError: the folder is missing or incomplete, or one of its files is damaged (a truncated
+            ``model.safetensors``, an unreadable ``config.yaml``, ``labels.json`` or tokenizer, a
+            ``_target_`` outside biolm); the message names the file.
     """
     from biolm.models.adapters import check_base, load_adapter
 
@@ -119,16 +157,19 @@ def load_run(path: str | Path) -> Run:
     missing = [name for name in required if not (run_dir / name).exists()]
     if missing:
         raise BiolmError(f"run: {run_dir} is not a complete biolm run folder (missing: {', '.join(missing)})")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    check_targets(cfg.model, f"{run_dir / 'config.yaml'} model")
-    tokenizer = load_tokenizer(run_dir / "tokenizer")
-    labels = LabelSpec.from_json(run_dir / "labels.json")
-    model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, labels.num_outputs)
+    cfg = _read_config(run_dir)
+    with run_file(run_dir / "tokenizer", "cannot load the tokenizer"):
+        tokenizer = load_tokenizer(run_dir / "tokenizer")
+    with run_file(run_dir / "labels.json", "not a readable label file"):
+        labels = LabelSpec.from_json(run_dir / "labels.json")
+    with run_file(run_dir / "config.yaml", "its model section does not build"):
+        model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, labels.num_outputs)
     if adapted:
-        load_trunk(model, check_base(adapter_dir))
-        model = load_adapter(model, adapter_dir)
+        with run_file(adapter_dir, "cannot load the adapter onto its base run"):
+            load_trunk(model, check_base(adapter_dir))
+            model = load_adapter(model, adapter_dir)
     else:
-        model.load_state_dict(load_file(str(run_dir / "model.safetensors")), strict=True)
+        _load_weights(model, run_dir / "model.safetensors")
     model.eval()
     return Run(run_dir, cfg, tokenizer, labels, model)
 
@@ -167,7 +208,7 @@ def load_language_model_run(path: str | Path) -> LanguageModelRun:
     """Load a pretraining run folder (``config.yaml`` with ``objective.name``, ``tokenizer/``, ``model.safetensors``).
 
     Raises:
-        BiolmError: the folder is missing, incomplete, or not a pretraining run.
+        BiolmError: the folder is missing, incomplete, damaged (as for `load_run`), or not a pretraining run.
     """
     from biolm.models import build_language_model
 
@@ -177,14 +218,15 @@ def load_language_model_run(path: str | Path) -> LanguageModelRun:
     missing = [name for name in ("config.yaml", "model.safetensors", "tokenizer") if not (run_dir / name).exists()]
     if missing:
         raise BiolmError(f"run: {run_dir} is not a complete biolm pretraining run (missing: {', '.join(missing)})")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = _read_config(run_dir)
     objective = OmegaConf.select(cfg, "objective.name")
     if objective not in ("mlm", "clm"):
         raise BiolmError(f"run: {run_dir / 'config.yaml'} has objective.name={objective!r}; a language-model run has mlm or clm")
-    check_targets(cfg.model, f"{run_dir / 'config.yaml'} model")
-    tokenizer = load_tokenizer(run_dir / "tokenizer")
-    model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
-    model.load_state_dict(load_file(str(run_dir / "model.safetensors")), strict=True)
+    with run_file(run_dir / "tokenizer", "cannot load the tokenizer"):
+        tokenizer = load_tokenizer(run_dir / "tokenizer")
+    with run_file(run_dir / "config.yaml", "its model section does not build"):
+        model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+    _load_weights(model, run_dir / "model.safetensors")
     model.eval()
     return LanguageModelRun(run_dir, cfg, tokenizer, str(objective), model)
 

@@ -43,7 +43,7 @@ from biolm.genomic_prediction.cv import (
 )
 from biolm.genomic_prediction.data import read_genotypes
 from biolm.genomic_prediction.deep import DeepRegressor
-from biolm.runs import check_targets, write_json
+from biolm.runs import check_targets, run_file, write_json
 
 log = logging.getLogger(__name__)
 RUN_FILES = ("config.yaml", "markers.json", "features.safetensors", "model.safetensors")
@@ -137,22 +137,27 @@ def gp_predict(run: str | Path, genotypes: str | Path, out: str | None = None) -
     missing = [f for f in RUN_FILES if not (run_dir / f).exists()]
     if missing:
         raise BiolmError(f"run: {run_dir} is not a complete gp fit run folder (missing: {', '.join(missing)})")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    name = str(cfg.model)
-    model_cfg = cfg.models[name]
-    check_targets(model_cfg, f"{run_dir / 'config.yaml'} models.{name}")
-    meta = json.loads((run_dir / "markers.json").read_text())
+    with run_file(run_dir / "config.yaml", "not a readable gp fit config"):
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        name = str(cfg.model)
+        model_cfg = cfg.models[name]
+    check_targets(cfg, str(run_dir / "config.yaml"))
+    with run_file(run_dir / "markers.json", "not a readable marker list"):
+        meta = json.loads((run_dir / "markers.json").read_text())
+        meta = {key: meta[key] for key in ("coding", "dosage_max", "markers")}
     matrix = read_genotypes(str(genotypes), "genotypes", meta["coding"], cfg.data.get("id_column"))
     if np.nanmax(matrix.values, initial=0) > meta["dosage_max"]:
         raise BiolmError(f"genotypes: {matrix.source} holds dosage {np.nanmax(matrix.values):g}; the model was trained on 0..{meta['dosage_max']}")
     values = _aligned_dosages(run_dir, matrix, meta["markers"])
-    features = preprocessor(model_cfg, cfg.data).load_state(load_numpy(str(run_dir / "features.safetensors")))
+    with run_file(run_dir / "features.safetensors", "cannot load the marker preprocessing (truncated or corrupt?)"):
+        features = preprocessor(model_cfg, cfg.data).load_state(load_numpy(str(run_dir / "features.safetensors")))
     x = features.transform(values)
     estimator = build_estimator(name, model_cfg, cfg.data, None)
-    if isinstance(estimator, DeepRegressor):
-        estimator.load_state(load_torch(str(run_dir / "model.safetensors")), x.shape[1], x.shape[2])
-    else:
-        estimator.load_state(load_numpy(str(run_dir / "model.safetensors")))
+    with run_file(run_dir / "model.safetensors", "cannot load these weights into the model its config.yaml describes (truncated, corrupt, or from another model)"):
+        if isinstance(estimator, DeepRegressor):
+            estimator.load_state(load_torch(str(run_dir / "model.safetensors")), x.shape[1], x.shape[2])
+        else:
+            estimator.load_state(load_numpy(str(run_dir / "model.safetensors")))
     with torch.inference_mode():
         prediction = estimator.predict(x)
     frame = pd.DataFrame({"id": matrix.ids, "prediction": prediction})
