@@ -1,13 +1,14 @@
 # make demo  — set up, fine-tune on bundled GUE data, compare with a CNN, predict a FASTA
 # make test  — set up, lint (ruff), run the test suite
 # make bench — set up, run the side-by-side benchmarks
+# make wheel-check — build the wheel, install it into a fresh venv outside the repo, run it there
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.biolm-installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench wheel-check clean
 
 setup: $(STAMP)
 
@@ -36,6 +37,9 @@ bench: setup
 	$(BIN)/python bench/lora_vs_full.py
 	$(BIN)/python bench/variant_scoring.py
 	$(BIN)/python bench/serve_load.py
+
+wheel-check:
+	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" .ci/wheel-check
 
 clean:
 	rm -rf runs .pytest_cache

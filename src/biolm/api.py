@@ -53,6 +53,7 @@ from biolm.models.adapters import (
 from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer
 from biolm.report import write_report
+from biolm.resources import register_resolvers
 from biolm.runs import (
     Run,
     check_targets,
@@ -87,6 +88,7 @@ from biolm.variants import (
 )
 
 log = logging.getLogger(__name__)
+register_resolvers()  # configs composed or loaded by API users may name ${bundled:...} files
 
 
 
@@ -196,9 +198,9 @@ def finetune(cfg: DictConfig) -> Path:
     write_json(metrics, stage / "test_metrics.json")
     frame.insert(1, "label", test.labels)
     write_table(frame, str(stage / "test_predictions.csv"))
-    write_report(stage, {name: len(r) for name, r in splits.items()})
+    write_report(stage, {name: len(r) for name, r in splits.items()}, announce=False)  # the staging folder is renamed next
     publish(stage, final)
-    log.info("run written to %s", final)
+    log.info("run written to %s (report: %s)", final, final / "report.md")
     return final
 
 

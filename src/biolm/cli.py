@@ -1,6 +1,6 @@
 """Command line: ``biolm <command> [key=value ...]``.
 
-Thin by design: it composes the Hydra config of the command (configs/<command>.yaml plus
+Thin by design: it composes the Hydra config of the command (configs/<command>.yaml, see `biolm.resources`, plus
 the user's overrides), calls `biolm.api`, and renders results with rich. A `BiolmError`
 (and a config that does not compose) becomes one line on stderr and exit code 2.
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.errors import BiolmError
+from biolm.resources import config_dir, resolve_bundled
 
 COMMANDS: dict[str, str] = {
     "finetune": "train a sequence-level model (binary, multiclass, multilabel, regression) and test it",
@@ -42,19 +43,8 @@ COMMANDS: dict[str, str] = {
     "variants ism": "in-silico saturation mutagenesis of a region: heatmap PNG + TSV",
     "serve": "HTTP prediction service for a trained run (page, /v1/predict, /docs)",
 }
-CONFIG_DIR_ENV = "BIOLM_CONFIG_DIR"
 # Commands whose configs live in their own Hydra root under configs/ (own data/, models/, experiment/ groups).
 CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp"}
-
-
-def config_dir() -> Path:
-    """The Hydra config folder: $BIOLM_CONFIG_DIR, else the repository's configs/."""
-    if os.environ.get(CONFIG_DIR_ENV):
-        return Path(os.environ[CONFIG_DIR_ENV]).resolve()
-    for candidate in (Path(__file__).resolve().parent / "configs", Path(__file__).resolve().parents[2] / "configs"):
-        if candidate.is_dir():
-            return candidate
-    raise BiolmError(f"cannot find the configs folder; set {CONFIG_DIR_ENV}")
 
 
 def _group_options(group: str, root: Path | None = None) -> list[str]:
@@ -79,7 +69,7 @@ def _composition_error(err: Exception, root: Path | None = None) -> BiolmError:
 
 
 def compose(command: str, overrides: list[str]) -> DictConfig:
-    """Compose ``configs/<command>.yaml`` with Hydra overrides (``key=value``)."""
+    """Compose ``configs/<command>.yaml`` with Hydra overrides (``key=value``); ``${bundled:...}`` paths are resolved."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -90,9 +80,11 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
     root = config_dir() / CONFIG_SUBDIRS.get(command.split("_")[0], "")
     try:
         with initialize_config_dir(config_dir=str(root), version_base=None):
-            return hydra_compose(config_name=command, overrides=overrides)
+            cfg = hydra_compose(config_name=command, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise _composition_error(err, root) from None
+    resolve_bundled(cfg)
+    return cfg
 
 
 def _setup_logging() -> None:

@@ -270,13 +270,14 @@ def config_rows(cfg: DictConfig, spec: LabelSpec, params: tuple[int | None, int 
     return rows
 
 
-def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None) -> Path:
+def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announce: bool = True) -> Path:
     """Write the plots and ``report.md`` of a fine-tuning run folder (see the module docstring).
 
     Args:
         run_dir: the run folder (also a staging folder before it is published).
         data_sizes: rows per split (``train``, ``val``, ``test``); default: the ``n_<split>``
             entries of ``test_metrics.json``.
+        announce: log where the report was written (off while the folder is still a staging one).
 
     Returns:
         The path of ``report.md``.
@@ -338,5 +339,6 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None) -> Pat
     report = run_dir / "report.md"
     with atomic_path(report) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    log.info("report with %d plots written to %s", len(plots), report)
+    if announce:
+        log.info("report with %d plots written to %s", len(plots), report)
     return report
