@@ -150,7 +150,7 @@ def finetune(cfg: DictConfig) -> Path:
 
     final = Path(cfg.output_dir) / _run_name(cfg)
     stage, resume_from = training_stage(final, cfg)
-    if resume_from is None and rank_zero_only.rank == 0:
+    if (resume_from is None or not (stage / "config.yaml").exists()) and rank_zero_only.rank == 0:
         OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
         tokenizer.save(stage / "tokenizer")
         spec.to_json(stage / "labels.json")

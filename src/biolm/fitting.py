@@ -68,6 +68,7 @@ def training_stage(final: Path, cfg: DictConfig) -> tuple[Path, Path | None]:
     if resume_from is not None:
         if final.exists() and not overwrite:
             raise BiolmError(f"ckpt: {final} is already complete; nothing to resume (overwrite=true replaces it when the resumed run finishes)")
+        staging.mkdir(parents=True, exist_ok=True)  # ckpt=<path> may name a checkpoint kept elsewhere
         return staging, resume_from
     if (staging / "checkpoints" / "last.ckpt").exists() and not overwrite:
         raise BiolmError(
@@ -90,6 +91,7 @@ def publish(staging: Path, final: Path) -> None:
         shutil.rmtree(old)
     else:
         staging.rename(final)
+
 
 def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], early_stopping: tuple[str, str] | None) -> L.Trainer:
     """A Lightning Trainer from ``cfg.trainer`` that logs ``metrics.csv`` into the run folder."""
