@@ -73,12 +73,11 @@ from biolm.tasks.callbacks import (
     save_weights,
 )
 from biolm.tasks.metrics import (
-    build_metrics,
     log_notes,
     metric_mode,
-    metric_targets,
 )
-from biolm.tasks.sequence import SequenceTask, class_weights
+from biolm.tasks.objectives import SequenceObjective, objective_class, objective_for
+from biolm.tasks.sequence import SequenceTask
 from biolm.tokenizers import load_tokenizer
 from biolm.variants import (
     filter_vcf,
@@ -116,15 +115,11 @@ def finetune(cfg: DictConfig) -> Path:
     if adapter != "none" and pretrained is None:
         raise BiolmError(f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run>")
     tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else instantiate_config(cfg.tokenizer, "tokenizer")
-    splits = load_splits(cfg.data, cfg.task.type)
+    objective_cls = objective_class(cfg.task)
+    splits = load_splits(cfg.data, stratify=objective_cls.stratify)
     train = splits["train"]
-    spec = LabelSpec.fit(
-        cfg.task.type,
-        train.labels,
-        train.where,
-        delimiter=cfg.data.label_delimiter,
-        positive_label=cfg.task.get("positive_label"),
-    )
+    objective = objective_cls.fit(train.labels, train.where, delimiter=cfg.data.label_delimiter, positive_label=cfg.task.get("positive_label"))
+    spec = objective.labels
     model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
     if pretrained:
         load_trunk(model, pretrained)
@@ -140,7 +135,7 @@ def finetune(cfg: DictConfig) -> Path:
     log.info(
         "data: %s | labels: %s %s | model: %s trainable of %s parameters (%.2f%%)%s",
         ", ".join(f"{n} {len(r)}" + (f" ({len(fit_sets[n])} windows)" if len(fit_sets[n]) != len(r) else "") for n, r in splits.items()),
-        spec.task,
+        objective.name,
         spec.classes or "(values)",
         f"{trainable:,}",
         f"{total:,}",
@@ -159,8 +154,8 @@ def finetune(cfg: DictConfig) -> Path:
 
     monitor = f"val/{cfg.task.monitor}"
     mode = metric_mode(cfg.task.monitor)
-    weights = class_weights(spec.task, targets["train"], cfg.task.get("class_weights"), max(len(spec.classes), 1))
-    task = SequenceTask(model, spec, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)
+    weights = objective.class_weights(targets["train"], cfg.task.get("class_weights"))
+    task = SequenceTask(model, objective, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)
     augment = cfg.data.get("augment") or {}
     rc_prob, substitution_rate = float(augment.get("rc_prob", 0.0)), float(augment.get("substitution_rate", 0.0))
     check_augment(rc_prob, substitution_rate)
@@ -192,7 +187,7 @@ def finetune(cfg: DictConfig) -> Path:
     run = load_run(stage)
     test = splits["test"]
     frame = predict_records(run, test, tokens=tokens.get("test"))
-    metrics = compute_metrics(run.labels, frame, targets["test"])
+    metrics = compute_metrics(run.objective, frame, targets["test"])
     metrics.update({"n_test": len(test), "monitor": monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
     metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
     write_json(metrics, stage / "test_metrics.json")
@@ -276,22 +271,20 @@ def _adopt_pretrained(cfg: DictConfig) -> Path:
     return source
 
 
-def compute_metrics(spec: LabelSpec, frame: pd.DataFrame, targets: np.ndarray, split: str = "test set") -> dict[str, float | None]:
+def compute_metrics(objective: SequenceObjective | LabelSpec, frame: pd.DataFrame, targets: np.ndarray, split: str = "test set") -> dict[str, float | None]:
     """Metrics of a prediction table against encoded targets (same metrics as validation).
 
     A metric undefined on these records (e.g. AUROC when they hold one class; see
     `biolm.tasks.metrics`) is None, written as ``null`` in JSON, with a warning logged that says
     why; macro averages leave out the classes where the metric is undefined.
+
+    Args:
+        objective: the run's objective (``run.objective``), or its label space.
     """
-    if spec.task == "regression":
-        preds = torch.tensor(frame["prediction"].to_numpy(), dtype=torch.float32)
-    elif spec.task == "binary":
-        preds = torch.tensor(frame[f"prob_{spec.classes[1]}"].to_numpy(), dtype=torch.float32)
-    else:
-        preds = torch.tensor(frame[[f"prob_{c}" for c in spec.classes]].to_numpy(), dtype=torch.float32)
-    target = metric_targets(spec.task, torch.from_numpy(np.asarray(targets)), spec.mean, spec.std)
-    metrics = build_metrics(spec.task, max(len(spec.classes), 1), spec.classes, split)
-    metrics.update(preds, target)
+    if isinstance(objective, LabelSpec):
+        objective = objective_for(objective)
+    metrics = objective.metrics(split)
+    metrics.update(objective.values_from_frame(frame), objective.metric_targets(torch.from_numpy(np.asarray(targets))))
     values = {name: float(value) for name, value in metrics.compute().items()}
     log_notes(metrics)
     return {name: None if math.isnan(value) else value for name, value in values.items()}
@@ -322,7 +315,7 @@ def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int
     )
     targets = encode_labels(run.labels, records)
     frame = predict_records(run, records, batch_size)
-    metrics = compute_metrics(run.labels, frame, targets)
+    metrics = compute_metrics(run.objective, frame, targets)
     metrics["n"] = len(records)
     return metrics
 

@@ -30,7 +30,6 @@ from biolm.data.io import SequenceRecords
 from biolm.data.windows import aggregate_windows, check_window, split_into_windows
 from biolm.errors import BiolmError
 from biolm.runs import Run, load_run
-from biolm.tasks.metrics import predictions_from_logits
 
 
 @torch.inference_mode()
@@ -73,7 +72,6 @@ def predict_values(
         aggregate: window aggregation (default: the run's ``predict.aggregate``).
         rc_average: also score reverse complements and average (default: the run's ``predict.rc_average``).
     """
-    spec = run.labels
     window_cfg = run.cfg.data.get("window") or {}
     window = check_window(window_cfg.get("size"), window_cfg.get("stride"), run.tokenizer)
     how = _setting(run, "aggregate", aggregate) or "mean"
@@ -87,34 +85,18 @@ def predict_values(
     for strand in strands:
         if window is None:
             strand_tokens = tokens if (tokens is not None and len(strands) == 1) else tokenize_records(run.tokenizer, strand, run.max_tokens)
-            per_strand.append(predictions_from_logits(spec.task, _logits(run, strand_tokens, batch_size), spec.mean, spec.std).numpy())
+            per_strand.append(run.objective.activation(_logits(run, strand_tokens, batch_size)).numpy())
             continue
         windows = split_into_windows(strand, *window)
         window_tokens = tokenize_records(run.tokenizer, windows.records, run.max_tokens)
-        values = predictions_from_logits(spec.task, _logits(run, window_tokens, batch_size), spec.mean, spec.std).numpy()
+        values = run.objective.activation(_logits(run, window_tokens, batch_size)).numpy()
         per_strand.append(aggregate_windows(values, windows.owner, windows.length_bp, windows.n_sequences, how))
     return np.mean(per_strand, axis=0).astype(np.float32)
 
 
 def prediction_table(run: Run, ids: Sequence[str], values: np.ndarray) -> pd.DataFrame:
-    """Per-sequence values -> ``id``, ``prob_<class>`` / ``prediction`` columns."""
-    spec = run.labels
-    frame = pd.DataFrame({"id": list(ids)})
-    if spec.task == "regression":
-        frame["prediction"] = values
-        return frame
-    if spec.task == "binary":
-        frame[f"prob_{spec.classes[0]}"] = 1.0 - values
-        frame[f"prob_{spec.classes[1]}"] = values
-        frame["prediction"] = np.where(values >= 0.5, spec.classes[1], spec.classes[0])
-        return frame
-    for j, name in enumerate(spec.classes):
-        frame[f"prob_{name}"] = values[:, j]
-    if spec.task == "multiclass":
-        frame["prediction"] = [spec.classes[j] for j in values.argmax(axis=1)]
-    else:
-        frame["prediction"] = [spec.delimiter.join(spec.classes[j] for j in np.flatnonzero(row >= 0.5)) for row in values]
-    return frame
+    """Per-sequence values -> the run objective's table: ``id``, ``prob_<class>`` / ``prediction`` columns."""
+    return run.objective.to_frame(ids, values)
 
 
 def predict_records(

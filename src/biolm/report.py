@@ -35,6 +35,7 @@ from sklearn.metrics import (
 from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
+from biolm.tasks.objectives import SequenceObjective, objective_for
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +108,12 @@ def plot_curves(curves: pd.DataFrame, monitor: str | None, path: Path) -> None:
     _save(fig, path)
 
 
-def _indicator_matrix(labels: pd.Series, spec: LabelSpec) -> np.ndarray:
-    """``(N, C)`` 0/1 truth per class from raw label strings (multilabel: delimited lists)."""
-    if spec.task == "multilabel":
-        sets = [{part.strip() for part in str(text).split(spec.delimiter) if part.strip()} for text in labels]
-    else:
-        sets = [{str(text).strip()} for text in labels]
-    return np.array([[name in s for name in spec.classes] for s in sets], dtype=int)
-
-
-def class_curves(predictions: pd.DataFrame, spec: LabelSpec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per curve: (0/1 truth, score). Binary: the positive class only; others: each class vs rest."""
-    truth = _indicator_matrix(predictions["label"], spec)
-    names = spec.classes[1:] if spec.task == "binary" else spec.classes
+def class_curves(predictions: pd.DataFrame, objective: SequenceObjective) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per curve: (0/1 truth, score), for the objective's curve classes (binary: the positive class only)."""
+    truth = objective.truth_matrix(predictions["label"])
     curves = {}
-    for name in names:
-        j = spec.classes.index(name)
+    for name in objective.curve_classes():
+        j = objective.classes.index(name)
         y, score = truth[:, j], predictions[f"prob_{name}"].to_numpy(dtype=float)
         if 0 < y.sum() < len(y):
             curves[name] = (y, score)
@@ -304,21 +295,22 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
 
     if (run_dir / "test_predictions.csv").exists():
         predictions = _read_predictions(run_dir / "test_predictions.csv")
-        if spec.task == "regression":
+        objective = objective_for(spec)
+        if "scatter" in objective.plots:
             labelled = predictions[pd.to_numeric(predictions["label"], errors="coerce").notna()]
             r = plot_scatter(labelled["label"].astype(float).to_numpy(), labelled["prediction"].astype(float).to_numpy(), plots_dir / "scatter.png")
             plots.append("scatter")
             notes.append(f"Pearson r of the test predictions: {_format(r)}.")
-        else:
-            curves = class_curves(predictions, spec)
+        if "roc" in objective.plots:
+            curves = class_curves(predictions, objective)
             if curves:
                 scores = plot_roc_pr(curves, plots_dir / "roc.png", plots_dir / "pr.png")
                 plots += ["roc", "pr"]
                 rows = [(name, f"{s['roc_auc']:.4f}", f"{s['average_precision']:.4f}") for name, s in scores.items()]
                 notes += ["Test ROC AUC and average precision per curve:", "", *_table(rows, ("class", "ROC AUC", "average precision"))]
-            if spec.task in ("binary", "multiclass"):
-                plot_confusion(predictions, spec, plots_dir / "confusion.png")
-                plots.append("confusion")
+        if "confusion" in objective.plots:
+            plot_confusion(predictions, spec, plots_dir / "confusion.png")
+            plots.append("confusion")
 
     sizes = data_sizes or {split: test_metrics[f"n_{split}"] for split in ("train", "val", "test") if f"n_{split}" in test_metrics}
     metric_rows = [

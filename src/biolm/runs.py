@@ -63,6 +63,15 @@ class Run:
     model: torch.nn.Module
 
     @property
+    def objective(self):
+        """The run's task objective (`biolm.tasks.objectives`): activation, prediction table, metrics."""
+        from biolm.tasks.objectives import objective_for
+
+        if getattr(self, "_objective", None) is None:
+            self._objective = objective_for(self.labels)
+        return self._objective
+
+    @property
     def max_tokens(self) -> int | None:
         """Longest token sequence the model accepts (the run's data.max_tokens or the model's limit)."""
         return token_limit(self.model, self.cfg.data)

@@ -174,7 +174,7 @@ def test_load_splits_on_fuzzed_tables(workdir, data, task):
             "split": {"val": data.draw(st.sampled_from([0.1, 0.3, 0.5, 0.9, 1.0])), "test": data.draw(st.sampled_from([0.1, 0.2, 0.5])), "seed": 0},
         }
     )
-    splits = parsed_or_user_error(lambda: load_splits(cfg, task))
+    splits = parsed_or_user_error(lambda: load_splits(cfg, stratify=task in ("binary", "multiclass")))
     if splits is not None:
         assert all(len(records) >= 1 for records in splits.values())
 

@@ -49,7 +49,7 @@ def test_two_rows_are_one_line_with_sizes_and_minimum(tmp_path):
     path = tmp_path / "two_rows.csv"
     path.write_text("sequence,label\nACGTACGTACGGTTAA,0\nCGTACGTACGGTTAA,1\n")
     with pytest.raises(BiolmError) as err:
-        load_splits(_data_cfg(path), "binary")
+        load_splits(_data_cfg(path), stratify=True)
     assert str(err.value) == (
         f"data.train: {path} has 2 rows, too few to hold out data.split.val=0.1 and data.split.test=0.1: "
         "the splits would get train 0, val 1, test 1 rows; every split needs at least 1 row, so at least 3 rows are needed "
@@ -60,31 +60,31 @@ def test_two_rows_are_one_line_with_sizes_and_minimum(tmp_path):
 def test_minimum_follows_the_shares_and_given_files(tmp_path):
     path = _table(tmp_path / "t.csv", ["0", "1"] * 3)
     with pytest.raises(BiolmError, match=r"6 rows, too few to hold out data.split.val=0.5 and data.split.test=0.4: .*train 0, val 3, test 3 .*at least 10 rows"):
-        load_splits(_data_cfg(path, val=0.5, test=0.4), "binary")
+        load_splits(_data_cfg(path, val=0.5, test=0.4), stratify=True)
     assert split_sizes(10, {"val": 0.5, "test": 0.4}) == {"train": 1, "val": 5, "test": 4}
     assert split_sizes(9, {"val": 0.5, "test": 0.4})["train"] == 0
     one = _table(tmp_path / "one.csv", ["0"])
     cfg = _data_cfg(one)
     cfg.val = str(path)
     with pytest.raises(BiolmError, match=r"has 1 row, too few to hold out data.split.test=0.1: the splits would get train 0, test 1 rows; .*at least 2 rows .*pass data.test= files"):
-        load_splits(cfg, "regression")
+        load_splits(cfg, stratify=False)
     with pytest.raises(BiolmError, match=r"data.split: data.split.val=0.6 \+ data.split.test=0.4 leaves nothing to train on"):
-        load_splits(_data_cfg(path, val=0.6, test=0.4), "binary")
+        load_splits(_data_cfg(path, val=0.6, test=0.4), stratify=True)
 
 
 def test_minimum_is_enough(tmp_path):
-    splits = load_splits(_data_cfg(_table(tmp_path / "t.csv", ["0", "1", "1"])), "regression")
+    splits = load_splits(_data_cfg(_table(tmp_path / "t.csv", ["0", "1", "1"])), stratify=False)
     assert {name: len(r) for name, r in splits.items()} == {"train": 1, "val": 1, "test": 1}
 
 
 def test_stratified_when_possible_else_a_warning_names_the_class(tmp_path, caplog):
     labels = ["a"] * 30 + ["b"] * 30
-    splits = load_splits(_data_cfg(_table(tmp_path / "even.csv", labels)), "binary")
+    splits = load_splits(_data_cfg(_table(tmp_path / "even.csv", labels)), stratify=True)
     assert sorted(splits["val"].labels) == ["a"] * 3 + ["b"] * 3  # stratified
     assert sorted(splits["test"].labels) == ["a"] * 3 + ["b"] * 3
     rare = _table(tmp_path / "rare.csv", ["a"] * 20 + ["b"] * 19 + ["c"])
     with caplog.at_level(logging.WARNING, logger="biolm.data.datasets"):
-        splits = load_splits(_data_cfg(rare), "multiclass")
+        splits = load_splits(_data_cfg(rare), stratify=True)
     assert sum(len(r) for r in splits.values()) == 40
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [

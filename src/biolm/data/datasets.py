@@ -128,14 +128,14 @@ class Collator:
         return batch
 
 
-def load_splits(data_cfg, task_type: str) -> dict[str, SequenceRecords]:
+def load_splits(data_cfg, stratify: bool = False) -> dict[str, SequenceRecords]:
     """Read train/val/test records from ``data_cfg``, splitting the train file when asked.
 
     ``data.val`` / ``data.test`` may be null: then a seeded share (``data.split.val`` /
     ``data.split.test``) of the training file is held out (``ceil(share * rows)`` rows, as
     scikit-learn counts). Every split needs at least one row; a file too small for that is
-    refused with the rows each split would get and the minimum needed. Classification splits
-    are stratified by label; a split is drawn without stratification when a class among the rows
+    refused with the rows each split would get and the minimum needed. With ``stratify`` (the
+    objective's choice: classification) splits are stratified by label; a split is drawn without stratification when a class among the rows
     left to split has a single row (one warning names the class) or when the split is smaller
     than the number of classes (it cannot hold each of them anyway).
     """
@@ -154,7 +154,7 @@ def load_splits(data_cfg, task_type: str) -> dict[str, SequenceRecords]:
             splits[name] = read_records(data_cfg[name], field_name=f"data.{name}", **read)
     missing = [name for name in ("val", "test") if name not in splits]
     if missing:
-        splits.update(_hold_out(splits["train"], missing, data_cfg.split, task_type))
+        splits.update(_hold_out(splits["train"], missing, data_cfg.split, stratify))
         splits["train"] = splits.pop("_rest")
     return splits
 
@@ -209,16 +209,15 @@ def _rare_class(strata: list[str]) -> str | None:
     return singles[0] if singles else None
 
 
-def _hold_out(records: SequenceRecords, names: list[str], split_cfg, task_type: str) -> dict[str, SequenceRecords]:
+def _hold_out(records: SequenceRecords, names: list[str], split_cfg, stratify: bool) -> dict[str, SequenceRecords]:
     shares = _check_shares(split_cfg, names)
     sizes = _check_split_sizes(records, shares)
     rest = np.arange(len(records))
     out: dict[str, SequenceRecords] = {}
     unstratified: list[str] = []
-    stratify_ok = task_type in ("binary", "multiclass")
     for offset, name in enumerate(names):
         held_rows = sizes[name]
-        strata = [records.labels[i].strip() for i in rest] if stratify_ok else None
+        strata = [records.labels[i].strip() for i in rest] if stratify else None
         if strata is not None:
             rare = _rare_class(strata)
             if rare is not None:

@@ -47,6 +47,8 @@ class LabelSpec:
         delimiter: separator of labels in one multi-label field.
         mean: training-set mean of regression targets.
         std: training-set standard deviation of regression targets.
+        objective: the class path of the task objective that owns this label space
+            (``biolm.tasks.objectives.*``; None in runs written before it was recorded).
     """
 
     task: str
@@ -54,6 +56,7 @@ class LabelSpec:
     delimiter: str = ";"
     mean: float = 0.0
     std: float = 1.0
+    objective: str | None = None
 
     @property
     def num_outputs(self) -> int:

@@ -144,11 +144,10 @@ def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[tuple[
     """
     frame = api.predict(run, sequences, batch_size=batch_size)
     predictions = frame["prediction"].tolist()
-    if run.labels.task == "regression":
+    probabilities = run.objective.probabilities(frame)
+    if probabilities is None:  # the objective predicts values
         return [(float(value), None) for value in predictions]
-    classes = run.labels.classes
-    probabilities = frame[[f"prob_{c}" for c in classes]].to_numpy(dtype=float).tolist()
-    return [(str(value), dict(zip(classes, row))) for value, row in zip(predictions, probabilities)]
+    return [(str(value), row) for value, row in zip(predictions, probabilities)]
 
 
 def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:

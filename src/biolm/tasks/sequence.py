@@ -1,10 +1,10 @@
-"""One LightningModule for sequence-level tasks: binary, multi-class, multi-label, regression.
+"""One LightningModule for sequence-level tasks, whatever their objective.
 
-In: batches from `biolm.data.datasets.Collator` and a `SequenceModel` whose forward maps
-``(B, L)`` token ids + mask to ``(B, num_outputs)`` logits.
-Out: the loss per task type (BCE-with-logits, cross-entropy, multi-label BCE, MSE on
-standardised targets), metrics logged as ``train/loss``, ``val/<metric>``, ``test/<metric>``,
-and AdamW with linear warm-up then linear decay, stepped every optimiser step.
+In: batches from `biolm.data.datasets.Collator`, a `SequenceModel` whose forward maps
+``(B, L)`` token ids + mask to ``(B, num_outputs)`` logits, and the run's objective
+(`biolm.tasks.objectives`: its loss, activation and metrics).
+Out: ``train/loss``, ``val/<metric>``, ``test/<metric>`` logged, and AdamW with linear warm-up
+then linear decay, stepped every optimiser step.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from __future__ import annotations
 import lightning as L
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
-from biolm.tasks.metrics import build_metrics, log_notes, metric_targets, predictions_from_logits
+from biolm.tasks.metrics import log_notes
 
 NO_DECAY = ("bias", "norm", "LayerNorm", "layernorm", "embeddings")
 
@@ -26,7 +24,7 @@ class SequenceTask(L.LightningModule):
 
     Args:
         model: the trunk + head network.
-        labels: the run's label space (task type, classes, regression scaling).
+        objective: the run's objective (`biolm.tasks.objectives`), with its fitted label space.
         lr: peak learning rate of AdamW.
         weight_decay: decoupled weight decay (not applied to biases, norms, embeddings).
         warmup_ratio: share of the optimiser steps spent warming up linearly from 0.
@@ -43,7 +41,7 @@ class SequenceTask(L.LightningModule):
     def __init__(
         self,
         model: torch.nn.Module,
-        labels: LabelSpec,
+        objective,
         lr: float = 5e-4,
         weight_decay: float = 0.01,
         warmup_ratio: float = 0.1,
@@ -55,7 +53,8 @@ class SequenceTask(L.LightningModule):
     ):
         super().__init__()
         self.model = model
-        self.labels = labels
+        self.objective = objective
+        self.labels = objective.labels
         self.lr = lr
         self.weight_decay = weight_decay
         self.warmup_ratio = warmup_ratio
@@ -64,27 +63,16 @@ class SequenceTask(L.LightningModule):
         self.head_lr = head_lr
         self.seed = seed
         self.register_buffer("class_weights", None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32), persistent=False)
-        num_classes = max(len(labels.classes), 1)
-        self.val_metrics = build_metrics(labels.task, num_classes, labels.classes, "validation set").clone(prefix="val/")
-        self.test_metrics = build_metrics(labels.task, num_classes, labels.classes, "test set").clone(prefix="test/")
+        self.val_metrics = objective.metrics("validation set").clone(prefix="val/")
+        self.test_metrics = objective.metrics("test set").clone(prefix="test/")
         self.reported_notes: set[str] = set()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.model(input_ids, attention_mask).logits
 
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """The task's loss on raw logits ``(B, num_outputs)`` and encoded targets."""
-        logits = logits.float()
-        task = self.labels.task
-        weights = self.class_weights
-        if task == "binary":
-            per_sample = None if weights is None else weights[targets.long()]
-            return F.binary_cross_entropy_with_logits(logits[:, 0], targets.float(), weight=per_sample)
-        if task == "multiclass":
-            return F.cross_entropy(logits, targets.long(), weight=weights)
-        if task == "multilabel":
-            return F.binary_cross_entropy_with_logits(logits, targets.float(), pos_weight=weights)
-        return F.mse_loss(logits[:, 0], targets.float())
+        """The objective's loss on raw logits ``(B, num_outputs)`` and encoded targets."""
+        return self.objective.loss(logits, targets, self.class_weights)
 
     def on_train_batch_start(self, batch, batch_idx) -> None:
         # dropout drawn from (seed, epoch, batch, rank); the data module draws the order (see `seed`)
@@ -99,9 +87,7 @@ class SequenceTask(L.LightningModule):
     def _eval_step(self, batch, metrics, stage: str) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self.loss(logits, batch["labels"])
-        spec = self.labels
-        preds = predictions_from_logits(spec.task, logits, spec.mean, spec.std)
-        metrics.update(preds, metric_targets(spec.task, batch["labels"], spec.mean, spec.std))
+        metrics.update(self.objective.activation(logits), self.objective.metric_targets(batch["labels"]))
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits))
 
     def _log_epoch_metrics(self, metrics, stage: str) -> None:

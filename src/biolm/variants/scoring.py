@@ -171,14 +171,13 @@ def _strand_scores(run, windows, method: str, batch_size: int) -> tuple[np.ndarr
                 run, [windows.ref[i] for i in subst], [windows.alt[i] for i in subst], windows.offset[subst], windows.ref_len[subst], batch_size
             )
         return scores, notes
-    from biolm.api import predict
+    from biolm.prediction import predict
 
-    spec = run.labels
-    if spec.task not in ("binary", "regression"):
-        raise BiolmError(f"run: {run.path} is a {spec.task} model; supervised variant scores need a binary or regression run")
+    objective = run.objective
+    if not objective.scores_variant_effects:
+        raise BiolmError(f"run: {run.path} is a {objective.name} model; supervised variant scores need a binary or regression run")
     frame = predict(run, windows.alt + windows.ref, batch_size=batch_size)
-    column = f"prob_{spec.classes[1]}" if spec.task == "binary" else "prediction"
-    values = frame[column].to_numpy(dtype=np.float64)
+    values = objective.effect_values(frame)
     return values[:n] - values[n:], notes
 
 
