@@ -1,6 +1,7 @@
 """Genome pretraining runs and tokenizer training (re-exported by `biolm.api`).
 
-`pretrain` turns a composed ``pretrain`` config into a run folder: ``config.yaml``, ``tokenizer/``,
+`LanguageModelRecipe` is the `biolm.training` recipe of ``configs/pretrain.yaml``; `pretrain`
+(= `biolm.training.fit` on that config) turns a composed ``pretrain`` config into a run folder: ``config.yaml``, ``tokenizer/``,
 ``model.safetensors`` (best held-out bits/base), ``checkpoints/last.ckpt`` (resume with
 ``ckpt=last``), ``metrics.csv`` and ``pretrain_metrics.json`` (per-epoch validation metrics, then the best weights and an
 order-k Markov baseline scored on every held-out window: ``heldout/*``).
@@ -17,12 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.errors import BiolmError
-from biolm.fitting import (
-    build_trainer,
-    fit_run,
-    quiet_lightning_warnings,
-    resume_checkpoint,
-)
+from biolm.fitting import resume_checkpoint
 from biolm.runs import (
     check_window_fits,
     count_parameters,
@@ -31,6 +27,7 @@ from biolm.runs import (
     write_json,
 )
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_weights
+from biolm.training import Job, Recipe
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +37,8 @@ def pretrain(cfg: DictConfig) -> Path:
 
     The run folder is written in place (it holds ``checkpoints/last.ckpt`` to resume from with
     ``ckpt=last``); every file in it is written atomically, and ``pretrain_metrics.json`` marks
-    a finished run.
+    a finished run. The same as `biolm.training.fit` with the ``pretrain`` config (whose
+    ``recipe`` is `LanguageModelRecipe`).
 
     Args:
         cfg: the composed ``pretrain`` config.
@@ -48,54 +46,68 @@ def pretrain(cfg: DictConfig) -> Path:
     Returns:
         The run folder.
     """
-    from lightning.pytorch.utilities import rank_zero_only
+    from biolm.training import fit
 
-    from biolm.data.pretraining import GenomeDataModule
-    from biolm.models import build_language_model
-    from biolm.tasks.language_model import LanguageModelTask
+    return fit(cfg)
 
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    tokenizer = instantiate_config(cfg.tokenizer, "tokenizer")
-    datamodule = GenomeDataModule(cfg.data, tokenizer, int(cfg.seed))
-    model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
-    check_window_fits(tokenizer, int(cfg.data.window_bp), model.max_tokens, "data.window_bp")
-    run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or default_run_name(f"pretrain-{cfg.objective.name}"))
-    resume_from = resume_checkpoint(cfg, run_dir)
-    # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
-    if resume_from is None and rank_zero_only.rank == 0:
-        if run_dir.exists() and not cfg.get("overwrite"):
-            raise BiolmError(f"run_name: {run_dir} already exists; pass ckpt=last to resume it, overwrite=true to replace it, or another run_name=")
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True)
-        OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-        tokenizer.save(run_dir / "tokenizer")
-    trainable, total = count_parameters(model)
-    log.info("model: %s trainable of %s parameters | objective: %s | run: %s", f"{trainable:,}", f"{total:,}", cfg.objective.name, run_dir)
 
-    task = LanguageModelTask(
-        model,
-        tokenizer,
-        objective=cfg.objective.name,
-        mlm_probability=float(cfg.objective.get("mlm_probability", 0.15)),
-        seed=int(cfg.seed),
-        **cfg.optim,
-    )
-    best = SafetensorsCheckpoint(run_dir, "val/bits_per_base", "min")
-    resume = ResumeCheckpoint(run_dir / "checkpoints")
-    with quiet_lightning_warnings():
-        trainer = build_trainer(cfg, run_dir, [best, resume], early_stopping=None)
-        fit_run(trainer, task, datamodule, run_dir, resume_from, f"the same command and run_name={run_dir.name} ckpt=last")
-    if not trainer.is_global_zero:
+class LanguageModelRecipe(Recipe):
+    """Masked or causal LM pretraining on genome windows (``configs/pretrain.yaml``)."""
+
+    def prepare(self, cfg: DictConfig) -> Job:
+        from lightning.pytorch.utilities import rank_zero_only
+
+        from biolm.data.pretraining import GenomeDataModule
+        from biolm.models import build_language_model
+        from biolm.tasks.language_model import LanguageModelTask
+
+        tokenizer = instantiate_config(cfg.tokenizer, "tokenizer")
+        datamodule = GenomeDataModule(cfg.data, tokenizer, int(cfg.seed))
+        model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+        check_window_fits(tokenizer, int(cfg.data.window_bp), model.max_tokens, "data.window_bp")
+        run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or default_run_name(f"pretrain-{cfg.objective.name}"))
+        resume_from = resume_checkpoint(cfg, run_dir)
+        # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
+        if resume_from is None and rank_zero_only.rank == 0:
+            if run_dir.exists() and not cfg.get("overwrite"):
+                raise BiolmError(f"run_name: {run_dir} already exists; pass ckpt=last to resume it, overwrite=true to replace it, or another run_name=")
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            run_dir.mkdir(parents=True)
+            OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+            tokenizer.save(run_dir / "tokenizer")
+        trainable, total = count_parameters(model)
+        log.info("model: %s trainable of %s parameters | objective: %s | run: %s", f"{trainable:,}", f"{total:,}", cfg.objective.name, run_dir)
+        task = LanguageModelTask(
+            model,
+            tokenizer,
+            objective=cfg.objective.name,
+            mlm_probability=float(cfg.objective.get("mlm_probability", 0.15)),
+            seed=int(cfg.seed),
+            **cfg.optim,
+        )
+        best = SafetensorsCheckpoint(run_dir, "val/bits_per_base", "min")
+        return Job(
+            task=task,
+            datamodule=datamodule,
+            folder=run_dir,
+            final=run_dir,
+            resume_from=resume_from,
+            resume_hint=f"the same command and run_name={run_dir.name} ckpt=last",
+            callbacks=[best, ResumeCheckpoint(run_dir / "checkpoints")],
+            state={"best": best},
+        )
+
+    def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
+        run_dir, best, task = job.final, job.state["best"], job.task
+        if best.best is None:
+            save_weights(task.model, run_dir / "model.safetensors")
+        metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
+        metrics.update({"best_val_bits_per_base": best.best, "best_epoch": best.best_epoch, "global_step": trainer.global_step})
+        order = int(cfg.get("baseline", {}).get("markov_order", 0) or 0)
+        metrics.update(_heldout_report(task, job.datamodule, run_dir / "model.safetensors", order, trainer.strategy.root_device))
+        write_json(metrics, run_dir / "pretrain_metrics.json")
         return run_dir
-    if best.best is None:
-        save_weights(model, run_dir / "model.safetensors")
-    metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
-    metrics.update({"best_val_bits_per_base": best.best, "best_epoch": best.best_epoch, "global_step": trainer.global_step})
-    order = int(cfg.get("baseline", {}).get("markov_order", 0) or 0)
-    metrics.update(_heldout_report(task, datamodule, run_dir / "model.safetensors", order, trainer.strategy.root_device))
-    write_json(metrics, run_dir / "pretrain_metrics.json")
-    return run_dir
 
 
 def _heldout_report(task, datamodule, weights: Path, markov_order: int, device: torch.device | str = "cpu") -> dict[str, float]:

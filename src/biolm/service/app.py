@@ -8,7 +8,7 @@ Routes (JSON in and out; see /docs for the OpenAPI schema):
     GET  /v1/model           model card: task, labels, test metrics, tokenizer, input window, limits
     GET  /healthz, /readyz   liveness; readiness (503 while starting or shutting down)
 
-Predictions go through `biolm.api.predict`, the function behind ``biolm predict``, via the
+Predictions go through `biolm.prediction.predict`, the function behind ``biolm predict``, via the
 `MicroBatcher`, which runs concurrent requests as shared forward passes on a worker thread.
 User mistakes are 4xx JSON ``{"detail": "<one line>"}``: 422 for a bad body (naming the sequence
 index and character, or the sequences shorter than the tokenizer's ``min_length_bp``), 413 for a
@@ -31,9 +31,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 
-from biolm import api
 from biolm.errors import BiolmError, InvalidSequenceError
-from biolm.runs import Run, count_parameters
+from biolm.prediction import predict
+from biolm.runs import Run, count_parameters, load_run
 from biolm.service.batching import MicroBatcher
 from biolm.service.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from biolm.service.schemas import (
@@ -137,12 +137,12 @@ def check_sequences(body: PredictRequest, run: Run, settings: ServeSettings) -> 
 
 
 def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[tuple[str | float, dict[str, float] | None]]:
-    """`biolm.api.predict` as one ``(prediction, probabilities)`` pair per sequence.
+    """`biolm.prediction.predict` as one ``(prediction, probabilities)`` pair per sequence.
 
     Runs on the inference thread: the table is converted there once per forward pass, not once
     per request on the event loop.
     """
-    frame = api.predict(run, sequences, batch_size=batch_size)
+    frame = predict(run, sequences, batch_size=batch_size)
     predictions = frame["prediction"].tolist()
     probabilities = run.objective.probabilities(frame)
     if probabilities is None:  # the objective predicts values
@@ -214,10 +214,10 @@ def _variants_available(settings: ServeSettings) -> bool:
     if not settings.reference:
         return False
     try:
-        import biolm.variants  # noqa: F401
+        from biolm.variants import score_variants
     except ImportError:
         return False
-    return callable(getattr(api, "score_variants", None))
+    return callable(score_variants)
 
 
 def _add_offline_docs(app: FastAPI) -> None:
@@ -263,7 +263,7 @@ def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> 
     """
     settings = settings or ServeSettings()
     if not isinstance(run, Run):
-        run = api.load_run(run)
+        run = load_run(run)
     batcher = MicroBatcher(
         lambda sequences: predict_rows(run, sequences, settings.max_batch),
         max_batch=settings.max_batch,

@@ -1,4 +1,4 @@
-"""``POST /v1/variants/score``: variant effect scores from `biolm.api.score_variants`.
+"""``POST /v1/variants/score``: variant effect scores from `biolm.variants.score_variants`.
 
 In: ``{"variants": [{"chrom": "17", "pos": 43045712, "ref": "G", "alt": "A"}, ...], "window_bp": 512}``;
 windows are cut from the reference FASTA the server was started with (``reference=``).
@@ -19,10 +19,10 @@ from typing import Literal
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from biolm import api
 from biolm.errors import BiolmError
 from biolm.runs import Run
 from biolm.service.schemas import ErrorBody
+from biolm.variants import score_variants
 
 
 class Variant(BaseModel):
@@ -97,7 +97,7 @@ def add_variant_route(app: FastAPI, run: Run, settings, dependencies: list) -> N
         rows = [v.model_dump(exclude={"id"}) for v in body.variants]
 
         def work():
-            return api.score_variants(
+            return score_variants(
                 run,
                 rows,
                 reference,

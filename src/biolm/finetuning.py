@@ -1,0 +1,252 @@
+"""Fine-tuning runs: `SequenceRecipe` (the `biolm.training` recipe of ``configs/finetune.yaml``),
+`finetune` (= `biolm.training.fit` on that config) and `merge_adapter` (a LoRA run -> a plain run).
+
+A fine-tune reads labelled records (`biolm.data.datasets.load_splits`), fits the label space of
+the configured objective (`biolm.tasks.objectives`), builds the model (optionally from a
+pretraining run, ``init_from``, with a LoRA adapter), trains it, then scores the test split through
+the one prediction path and writes ``test_metrics.json``, ``test_predictions.csv`` and the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from biolm.data.augment import AugmentedSequenceDataset, check_augment
+from biolm.data.datasets import SequenceDataModule, TokenDataset, encode_labels, load_splits, tokenize_records
+from biolm.data.io import SequenceRecords, write_table
+from biolm.data.windows import check_window, split_into_windows
+from biolm.errors import BiolmError
+from biolm.evaluation import compute_metrics
+from biolm.fitting import publish, staging_dir, training_stage
+from biolm.models import build_sequence_model
+from biolm.models.adapters import adapter_bytes, adapter_name, apply_adapter, is_adapted, write_base_record
+from biolm.prediction import predict_records
+from biolm.report import write_report
+from biolm.runs import (
+    Run,
+    check_targets,
+    check_window_fits,
+    count_parameters,
+    default_run_name,
+    instantiate_config,
+    load_run,
+    load_trunk,
+    token_limit,
+    write_json,
+)
+from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model, save_weights
+from biolm.tasks.metrics import metric_mode
+from biolm.tasks.objectives import objective_class
+from biolm.tasks.sequence import SequenceTask
+from biolm.tokenizers import load_tokenizer
+from biolm.training import Job, Recipe
+
+log = logging.getLogger(__name__)
+
+
+def finetune(cfg: DictConfig) -> Path:
+    """Train a sequence-level model as configured and write its run folder.
+
+    The same as `biolm.training.fit` with the ``finetune`` config (whose ``recipe`` is
+    `SequenceRecipe`).
+
+    Args:
+        cfg: the composed ``finetune`` config (tokenizer, model, data, task, trainer, optim, ...).
+
+    Returns:
+        The run folder (with weights, tokenizer, labels, metrics and test metrics).
+    """
+    from biolm.training import fit
+
+    return fit(cfg)
+
+
+class SequenceRecipe(Recipe):
+    """Fine-tuning a sequence-level model on labelled records (``configs/finetune.yaml``).
+
+    The run is built in ``<output_dir>/.<run_name>.incomplete`` and published by renaming once its
+    test metrics, predictions and report are written.
+    """
+
+    def prepare(self, cfg: DictConfig) -> Job:
+        pretrained = _adopt_pretrained(cfg) if cfg.get("init_from") else None
+        adapter = adapter_name(cfg.get("adapter"))
+        if adapter != "none" and pretrained is None:
+            raise BiolmError(f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run>")
+        tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else instantiate_config(cfg.tokenizer, "tokenizer")
+        objective_cls = objective_class(cfg.task)
+        splits = load_splits(cfg.data, stratify=objective_cls.stratify)
+        train = splits["train"]
+        objective = objective_cls.fit(train.labels, train.where, delimiter=cfg.data.label_delimiter, positive_label=cfg.task.get("positive_label"))
+        spec = objective.labels
+        model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
+        if pretrained:
+            load_trunk(model, pretrained)
+            log.info("init_from %s: trunk weights loaded", pretrained)
+        model = apply_adapter(model, cfg.get("adapter"))
+        max_tokens = token_limit(model, cfg.data)
+        fit_sets = _training_records(cfg, splits, tokenizer, max_tokens)
+        targets = {name: encode_labels(spec, records) for name, records in fit_sets.items()}
+        windowed = fit_sets["train"] is not splits["train"]
+        # windowed test sequences are cut and tokenised by the prediction path at the end
+        tokens = {name: tokenize_records(tokenizer, records, max_tokens) for name, records in fit_sets.items() if not (windowed and name == "test")}
+        trainable, total = count_parameters(model)
+        log.info(
+            "data: %s | labels: %s %s | model: %s trainable of %s parameters (%.2f%%)%s",
+            ", ".join(f"{n} {len(r)}" + (f" ({len(fit_sets[n])} windows)" if len(fit_sets[n]) != len(r) else "") for n, r in splits.items()),
+            objective.name,
+            spec.classes or "(values)",
+            f"{trainable:,}",
+            f"{total:,}",
+            100.0 * trainable / max(total, 1),
+            f" | adapter: {adapter}" if adapter != "none" else "",
+        )
+
+        final = Path(cfg.output_dir) / _run_name(cfg)
+        stage, resume_from = training_stage(final, cfg)
+        if (resume_from is None or not (stage / "config.yaml").exists()) and rank_zero_only.rank == 0:
+            OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
+            tokenizer.save(stage / "tokenizer")
+            spec.to_json(stage / "labels.json")
+            if adapter != "none":
+                write_base_record(stage / "adapter", pretrained)
+
+        monitor = f"val/{cfg.task.monitor}"
+        mode = metric_mode(cfg.task.monitor)
+        weights = objective.class_weights(targets["train"], cfg.task.get("class_weights"))
+        task = SequenceTask(model, objective, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)
+        augment = cfg.data.get("augment") or {}
+        rc_prob, substitution_rate = float(augment.get("rc_prob", 0.0)), float(augment.get("substitution_rate", 0.0))
+        check_augment(rc_prob, substitution_rate)
+        train_set = (
+            AugmentedSequenceDataset(fit_sets["train"].sequences, targets["train"], tokenizer, max_tokens, int(cfg.seed), rc_prob, substitution_rate)
+            if rc_prob or substitution_rate
+            else TokenDataset(tokens["train"], targets["train"])
+        )
+        datamodule = SequenceDataModule(
+            {"train": train_set, "val": TokenDataset(tokens["val"], targets["val"])},
+            tokenizer.pad_id,
+            batch_size=int(cfg.data.batch_size),
+            num_workers=int(cfg.data.num_workers),
+            eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
+            seed=int(cfg.seed),
+        )
+        checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
+        return Job(
+            task=task,
+            datamodule=datamodule,
+            folder=stage,
+            final=final,
+            resume_from=resume_from,
+            resume_hint=f"the same command and run_name={final.name} ckpt=last",
+            callbacks=[checkpoint, ResumeCheckpoint(stage / "checkpoints")],
+            early_stopping=(monitor, mode),
+            state={"checkpoint": checkpoint, "splits": splits, "targets": targets, "tokens": tokens, "trainable": trainable, "total": total, "model": model},
+        )
+
+    def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
+        stage, final = job.folder, job.final
+        checkpoint, splits, targets, tokens = (job.state[k] for k in ("checkpoint", "splits", "targets", "tokens"))
+        trainable, total, model, monitor = job.state["trainable"], job.state["total"], job.state["model"], checkpoint.monitor
+        shutil.rmtree(stage / "checkpoints", ignore_errors=True)  # resume state; the finished run keeps its best weights only
+        if checkpoint.best is None:
+            log.warning("%s never produced a finite value; keeping the last weights", monitor)
+            save_model(model, stage)
+
+        run = load_run(stage)
+        test = splits["test"]
+        frame = predict_records(run, test, tokens=tokens.get("test"))
+        metrics = compute_metrics(run.objective, frame, targets["test"])
+        metrics.update({"n_test": len(test), "monitor": monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
+        metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
+        write_json(metrics, stage / "test_metrics.json")
+        frame.insert(1, "label", test.labels)
+        write_table(frame, str(stage / "test_predictions.csv"))
+        write_report(stage, {name: len(r) for name, r in splits.items()}, announce=False)  # the staging folder is renamed next
+        publish(stage, final)
+        log.info("run written to %s (report: %s)", final, final / "report.md")
+        return final
+
+
+def _run_name(cfg: DictConfig) -> str:
+    if cfg.get("run_name"):
+        return str(cfg.run_name)
+    return default_run_name(str(cfg.task.type))
+
+
+def merge_adapter(run: Run | str | Path, out: str | Path, overwrite: bool = False) -> Path:
+    """Fold a LoRA run's adapter into its base weights and write a plain run folder.
+
+    The new folder has the same config (``adapter.name: none``, ``merged_from`` recorded),
+    tokenizer, labels and metrics, and a full ``model.safetensors``; its predictions equal the
+    adapter run's, and it no longer needs the pretrained run.
+
+    Args:
+        run: a LoRA run folder (or loaded `Run`).
+        out: the folder to write.
+        overwrite: replace ``out`` if it exists.
+    """
+    if not isinstance(run, Run):
+        run = load_run(run)
+    if not is_adapted(run.model):
+        raise BiolmError(f"run: {run.path} has no adapter/ (not a LoRA run); nothing to merge")
+    merged = run.model.merge_and_unload()
+    final = Path(out)
+    stage = staging_dir(final, overwrite)
+    cfg = run.cfg.copy()
+    with open_dict(cfg):
+        cfg.adapter = {"name": "none"}
+        cfg.merged_from = str(run.path)
+    OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
+    run.tokenizer.save(stage / "tokenizer")
+    run.labels.to_json(stage / "labels.json")
+    for name in ("metrics.csv", "checkpoint.json", "test_metrics.json", "test_predictions.csv"):
+        if (run.path / name).exists():
+            shutil.copy2(run.path / name, stage / name)
+    save_weights(merged, stage / "model.safetensors")
+    publish(stage, final)
+    log.info("merged %s (adapter %.1f KB) into %s (%.1f KB)", run.path, adapter_bytes(run.path / "adapter") / 1e3, final, (final / "model.safetensors").stat().st_size / 1e3)
+    return final
+
+
+def _training_records(cfg: DictConfig, splits: dict[str, SequenceRecords], tokenizer, max_tokens: int | None) -> dict[str, SequenceRecords]:
+    """Train/val records as the model sees them: cut into ``data.window`` windows (each with its
+    sequence's label) when windowing is on; test records stay whole (prediction windows them)."""
+    window_cfg = cfg.data.get("window") or {}
+    window = check_window(window_cfg.get("size"), window_cfg.get("stride"))
+    if window is None:
+        return dict(splits)
+    check_window_fits(tokenizer, window[0], max_tokens, "data.window.size")
+    out = {name: split_into_windows(records, *window).records for name, records in splits.items() if name != "test"}
+    out["test"] = splits["test"]
+    return out
+
+
+def _adopt_pretrained(cfg: DictConfig) -> Path:
+    """Point ``cfg.tokenizer`` and ``cfg.model.trunk`` at those of the pretrained run ``cfg.init_from``."""
+    source = Path(cfg.init_from)
+    missing = [name for name in ("config.yaml", "tokenizer", "model.safetensors") if not (source / name).exists()]
+    if missing:
+        raise BiolmError(f"init_from: {source} is not a finished biolm run folder (missing: {', '.join(missing)})")
+    source_cfg = OmegaConf.load(source / "config.yaml")
+    check_targets(source_cfg.model, f"{source / 'config.yaml'} model")
+    same_family = cfg.model.trunk.get("_target_") == source_cfg.model.trunk._target_
+    with open_dict(cfg):
+        cfg.tokenizer = source_cfg.tokenizer
+        cfg.model.trunk = source_cfg.model.trunk
+        if not same_family:
+            # model= named another family (often just the default): its head options (e.g. CLS pooling) need not fit
+            cfg.model.head = source_cfg.model.head
+    log.info(
+        "init_from %s: its tokenizer and trunk (%s)%s replace tokenizer= and model=",
+        source,
+        source_cfg.model.trunk._target_,
+        "" if same_family else " and sequence-head settings",
+    )
+    return source
