@@ -152,8 +152,10 @@ class _UniformOverBases(torch.nn.Module):
         self.max_tokens = None
 
     def forward(self, input_ids, attention_mask, positions=None):
+        from biolm.models.heads import ModelOutput
+
         logits = self.bias.expand(*input_ids.shape, -1)
-        return logits if positions is None else logits[positions]
+        return ModelOutput(logits=logits if positions is None else logits[positions], hidden=logits)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from biolm.errors import BiolmError
-from biolm.models import CnnEncoder, SequenceHead, SequenceModel, SequenceModelOutput
+from biolm.models import CnnEncoder, ModelOutput, SequenceHead, SequenceModel, SequenceModelOutput
 
 
 @pytest.fixture
@@ -47,6 +47,6 @@ def test_sequence_model_output():
     model = SequenceModel(CnnEncoder(10, hidden_size=8), SequenceHead(8, 3, pooling="mean"))
     ids = torch.randint(1, 10, (2, 7))
     out = model(ids, torch.ones_like(ids))
-    assert isinstance(out, SequenceModelOutput)
+    assert isinstance(out, ModelOutput) and SequenceModelOutput is ModelOutput
     assert out.logits.shape == (2, 3) and out.pooled.shape == (2, 8) and out.hidden.shape == (2, 7, 8)
     assert out.loss is None and model.max_tokens is None

@@ -4,10 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from biolm.errors import BiolmError
-from biolm.models import build_sequence_model
+from biolm.models import ModelOutput, build_sequence_model, trunk_config
 
 CONFIG_DIR = Path(__file__).parents[2] / "configs/model"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -26,7 +27,9 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_model_config_contract(path):
     cfg = OmegaConf.load(path)
-    assert set(cfg) == {"trunk", "head"}
+    assert set(cfg) - {"pretrained"} == {"trunk", "head"} and cfg.get("pretrained") is None
+    has_importer = hasattr(get_class(cfg.trunk._target_), "from_pretrained")
+    assert ("pretrained" in cfg) == has_importer  # every family with an importer exposes the key
     big = is_base_size(cfg)
     vocab = 4101 if big else 16
     if big:  # keep the width, heads and block kind; one block is enough for the contract
@@ -94,5 +97,27 @@ def test_language_model_scores_selected_positions_like_the_full_output(name):
     ids = torch.randint(5, 12, (2, 20))
     mask = torch.ones_like(ids, dtype=torch.bool)
     picked = torch.rand(2, 20) < 0.3
-    full = model(ids, mask)  # (2, 20, 12)
-    torch.testing.assert_close(model(ids, mask, picked), full[picked], rtol=1e-5, atol=1e-5)
+    out = model(ids, mask)
+    assert isinstance(out, ModelOutput) and out.pooled is None and out.hidden.shape[:2] == (2, 20)
+    full = out.logits  # (2, 20, 12)
+    assert full.shape == (2, 20, 12)
+    torch.testing.assert_close(model(ids, mask, picked).logits, full[picked], rtol=1e-5, atol=1e-5)
+
+
+def test_pretrained_on_a_trunk_without_importer_is_a_user_error(tmp_path):
+    cfg = OmegaConf.load(CONFIG_DIR / "cnn.yaml")
+    cfg.pretrained = str(tmp_path)
+    with pytest.raises(BiolmError, match="model.pretrained: CnnEncoder has no checkpoint importer"):
+        build_sequence_model(cfg, vocab_size=16, pad_token_id=0, num_outputs=2)
+
+
+@pytest.mark.parametrize("name", ["bert_tiny_alibi", "hyena_tiny", "cnn"])
+def test_trunk_config_rebuilds_the_architecture(name):
+    cfg = OmegaConf.load(CONFIG_DIR / f"{name}.yaml")
+    model = build_sequence_model(cfg, vocab_size=16, pad_token_id=0, num_outputs=2)
+    rebuilt = build_sequence_model(
+        {"trunk": trunk_config(model.trunk), "head": cfg.head}, vocab_size=16, pad_token_id=0, num_outputs=2
+    )
+    shapes = {name: p.shape for name, p in model.state_dict().items()}
+    assert {name: p.shape for name, p in rebuilt.state_dict().items()} == shapes
+    assert rebuilt.trunk.config == model.trunk.config

@@ -1,19 +1,23 @@
 """Native model zoo: trunks, heads and the builder that composes them from a model config.
 
-A model config (configs/model/*.yaml) has two keys: `trunk` (a `_target_` class built with
-`vocab_size` and `pad_token_id` from the tokenizer) and `head` (`SequenceHead` options).
+A model config (configs/model/*.yaml) has `trunk` (a `_target_` class built with
+`vocab_size` and `pad_token_id` from the tokenizer), `head` (`SequenceHead` options) and
+`pretrained` (null, or a local Hugging Face checkpoint folder the trunk is imported from).
 `build_sequence_model` turns it into a `SequenceModel`:
-`(B, L)` ids + `(B, L)` mask -> logits `(B, num_outputs)`.
+`(B, L)` ids + `(B, L)` mask -> `ModelOutput` with logits `(B, num_outputs)`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
 
 from biolm.errors import BiolmError, find_user_error
 from biolm.models.bert import BertConfig, BertEncoder, alibi_bias, alibi_slopes
@@ -21,6 +25,7 @@ from biolm.models.cnn import CnnConfig, CnnEncoder
 from biolm.models.heads import (
     LanguageModel,
     MaskedLMHead,
+    ModelOutput,
     SequenceHead,
     SequenceModel,
     SequenceModelOutput,
@@ -33,6 +38,7 @@ from biolm.models.hyena import (
     fft_long_conv,
 )
 from biolm.models.hyena_hub import hyena_state_dict_from_hf
+from biolm.models.weight_decay import parameter_groups
 
 __all__ = [
     "BertConfig",
@@ -43,6 +49,7 @@ __all__ = [
     "HyenaEncoder",
     "HyenaLMHead",
     "HyenaOperator",
+    "ModelOutput",
     "SequenceHead",
     "SequenceModel",
     "SequenceModelOutput",
@@ -54,12 +61,18 @@ __all__ = [
     "MaskedLMHead",
     "fft_long_conv",
     "hyena_state_dict_from_hf",
+    "parameter_groups",
+    "trunk_config",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def _build_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int):
     if cfg.get("trunk") is None or "_target_" not in cfg.trunk:
         raise BiolmError("model.trunk._target_: missing (name the trunk class to build)")
+    if cfg.get("pretrained") is not None:
+        return _pretrained_trunk(cfg, vocab_size, pad_token_id)
     try:
         return instantiate(cfg.trunk, vocab_size=vocab_size, pad_token_id=pad_token_id)
     except InstantiationException as exc:
@@ -69,10 +82,51 @@ def _build_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int):
         raise BiolmError(f"model.trunk: could not build {cfg.trunk._target_!r}: {exc}") from exc
 
 
+def _pretrained_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int) -> nn.Module:
+    """The trunk class's `from_pretrained(model.pretrained)`; `model.trunk` passes run-time options."""
+    target = str(cfg.trunk._target_)
+    try:
+        trunk_cls = get_class(target)
+    except Exception as exc:  # hydra raises ImportError, AttributeError or ValueError
+        raise BiolmError(f"model.trunk._target_: cannot import {target!r} ({exc})") from None
+    if not callable(getattr(trunk_cls, "from_pretrained", None)):
+        raise BiolmError(
+            f"model.pretrained: {trunk_cls.__name__} has no checkpoint importer "
+            "(importers: BertEncoder, HyenaEncoder); set model.pretrained=null to train it from scratch"
+        )
+    options = OmegaConf.to_container(cfg.trunk, resolve=True)
+    options.pop("_target_")
+    log.info("model.pretrained=%s: %s architecture from its config.json (model.trunk shape keys are ignored)", cfg.pretrained, trunk_cls.__name__)
+    return trunk_cls.from_pretrained(str(cfg.pretrained), vocab_size=vocab_size, pad_token_id=pad_token_id, **options)
+
+
+def trunk_config(trunk: nn.Module) -> dict[str, Any]:
+    """The `model.trunk` config that rebuilds `trunk`'s architecture: `_target_` and its Config fields.
+
+    For a trunk imported with `model.pretrained`, saving this (with `pretrained: null`) in a run
+    folder lets the run be rebuilt without the checkpoint folder.
+    """
+    cls = type(trunk)
+    return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **asdict(trunk.config)}
+
+
+def pin_pretrained(model_cfg: DictConfig, trunk: nn.Module) -> None:
+    """After a trunk was imported with ``model.pretrained``: write its architecture into
+    ``model_cfg.trunk`` (in place) and clear ``pretrained``, so that the run folder saving this
+    config rebuilds without the checkpoint folder; ``model.pretrained_from`` records the source."""
+    if not model_cfg.get("pretrained"):
+        return
+    with open_dict(model_cfg):
+        model_cfg.pretrained_from = str(model_cfg.pretrained)
+        model_cfg.trunk = trunk_config(trunk)
+        model_cfg.pretrained = None
+
+
 def build_language_model(model_cfg: DictConfig | Mapping[str, Any], vocab_size: int, pad_token_id: int) -> LanguageModel:
     """Build trunk + LM head (for masked or causal LM pretraining) from a model config.
 
-    Only ``model_cfg.trunk`` is used; the sequence head settings are ignored.
+    Only ``model_cfg.trunk`` and ``model_cfg.pretrained`` are used; the sequence head settings are
+    ignored. With ``pretrained`` set, the trunk is imported as in `build_sequence_model`.
     """
     cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
     return LanguageModel(_build_trunk(cfg, vocab_size, pad_token_id), vocab_size)
@@ -86,8 +140,15 @@ def build_sequence_model(
 ) -> SequenceModel:
     """Build trunk + sequence head from a model config.
 
+    With `model_cfg.pretrained` set (a local Hugging Face checkpoint folder), the trunk is
+    `<trunk class>.from_pretrained(pretrained)`: its architecture comes from the checkpoint's
+    config.json, so shape keys under `trunk` are ignored (a warning names those that differ),
+    while run-time options (dropouts, gradient_checkpointing) still apply. The tokenizer's
+    vocabulary size must equal the checkpoint's.
+
     Args:
-        model_cfg: mapping with `trunk` (a `_target_` config) and `head` (SequenceHead kwargs).
+        model_cfg: mapping with `trunk` (a `_target_` config), `head` (SequenceHead kwargs) and
+            optionally `pretrained`.
         vocab_size: tokenizer vocabulary size.
         pad_token_id: tokenizer pad id.
         num_outputs: number of classes or regression targets.
@@ -96,7 +157,9 @@ def build_sequence_model(
         The composed `SequenceModel`.
 
     Raises:
-        BiolmError: a missing key, an unknown trunk class or option, or a bad head option.
+        BiolmError: a missing key, an unknown trunk class or option, a bad head option, or a
+            `pretrained` checkpoint that cannot be read or does not fit (or a trunk without an
+            importer).
     """
     cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
     for key in ("trunk", "head"):

@@ -57,12 +57,12 @@ def lora_config(model: torch.nn.Module, adapter_cfg: DictConfig | dict):
     bias = str(adapter_cfg.get("bias", "none"))
     if bias not in ("none", "all", "lora_only"):
         raise BiolmError(f"adapter.bias={bias!r}: accepted: none, all, lora_only")
-    if int(adapter_cfg.r) < 1 or not 0 <= float(adapter_cfg.dropout) < 1:
-        raise BiolmError(f"adapter: r={adapter_cfg.r}, dropout={adapter_cfg.dropout} (accepted: r >= 1, 0 <= dropout < 1)")
+    if int(adapter_cfg["r"]) < 1 or not 0 <= float(adapter_cfg["dropout"]) < 1:
+        raise BiolmError(f"adapter: r={adapter_cfg['r']}, dropout={adapter_cfg['dropout']} (accepted: r >= 1, 0 <= dropout < 1)")
     return LoraConfig(
-        r=int(adapter_cfg.r),
-        lora_alpha=float(adapter_cfg.alpha),
-        lora_dropout=float(adapter_cfg.dropout),
+        r=int(adapter_cfg["r"]),
+        lora_alpha=float(adapter_cfg["alpha"]),
+        lora_dropout=float(adapter_cfg["dropout"]),
         bias=bias,
         target_modules=list(targets),
         modules_to_save=[HEAD_MODULE],

@@ -10,13 +10,15 @@ Two position schemes and two MLPs cover the DNA BERTs:
 
 Attention goes through `torch.nn.functional.scaled_dot_product_attention` with one fused
 QKV projection laid out as `(3, heads, head_dim)` along the output features, the layout of
-MosaicBERT's `Wqkv`; `biolm.models.bert_hub` maps Hugging Face checkpoints onto these names.
+MosaicBERT's `Wqkv`; `biolm.models.bert_hub` maps Hugging Face checkpoints onto these names,
+and `BertEncoder.from_pretrained` loads such a checkpoint folder.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -236,6 +238,17 @@ class BertEncoder(nn.Module):
             self.register_buffer("alibi_slopes", alibi_slopes(self.config.num_heads), persistent=False)
         self._alibi_cache: Tensor | None = None
         self.apply(self._init_weights)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **overrides: object) -> BertEncoder:
+        """Load a local Hugging Face BERT / DNABERT-1 / DNABERT-2 checkpoint folder.
+
+        The architecture comes from its config.json; see
+        `biolm.models.bert_hub.bert_encoder_from_pretrained` for `overrides` and errors.
+        """
+        from biolm.models.bert_hub import bert_encoder_from_pretrained
+
+        return bert_encoder_from_pretrained(path, **overrides)
 
     @property
     def hidden_size(self) -> int:

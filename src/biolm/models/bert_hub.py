@@ -9,23 +9,28 @@ Two layouts go in, one comes out (`BertEncoder.state_dict()` names):
 
 Pooler, MLM and classifier weights are dropped: the trunk keeps only the encoder, and
 `SequenceHead` is trained fresh. Tensors are `{name: Tensor}`; nothing is downloaded here.
+`bert_encoder_from_pretrained` (= `BertEncoder.from_pretrained`) reads a local checkpoint folder.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from biolm.errors import BiolmError
-from biolm.models.bert import BertEncoder
+from biolm.models.bert import BertConfig, BertEncoder
+from biolm.models.hub import load_checked, merge_options, read_hf_folder
 
 _DROPPED_PREFIXES = ("pooler.", "cls.", "classifier.", "encoder.alibi")
 _DROPPED_NAMES = {"embeddings.position_ids", "embeddings.token_type_ids"}
 _TF_NAMES = {"gamma": "weight", "beta": "bias"}
+# BertEncoder options a config may still set on a checkpoint: they change no tensor shape.
+RUNTIME_OPTIONS = ("hidden_dropout", "attention_dropout", "gradient_checkpointing", "initializer_range")
 
 # (pattern on the prefix-free HF name, replacement in BertEncoder names)
 _RENAMES = [
@@ -60,9 +65,11 @@ def convert_hf_bert_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
 
     Returns:
         A state dict for `BertEncoder.load_state_dict` (query, key and value fused into `qkv`).
+        A name that belongs to neither layout is kept as it is (without `bert.`), so the load
+        reports it as unexpected together with whatever is missing.
 
     Raises:
-        BiolmError: a tensor name that belongs to neither layout, or a layer missing q, k or v.
+        BiolmError: a layer with some but not all of query, key and value.
     """
     out: dict[str, Tensor] = {}
     split_qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
@@ -81,10 +88,7 @@ def convert_hf_bert_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
                 out[new_name] = tensor
                 break
         else:
-            raise BiolmError(
-                f"checkpoint tensor {raw_name!r}: not part of a Hugging Face BERT or "
-                "DNABERT-2 (MosaicBERT) encoder"
-            )
+            out[name] = tensor
     for (layer, kind), parts in split_qkv.items():
         if set(parts) != {"query", "key", "value"}:
             raise BiolmError(
@@ -117,8 +121,13 @@ def bert_config_from_hf(hf_config: Any) -> dict[str, Any]:
         Keyword arguments for `BertEncoder(**kwargs)`, including `vocab_size` and `pad_token_id`.
 
     Raises:
-        BiolmError: an activation or position scheme that `BertEncoder` does not implement.
+        BiolmError: a missing size, or an activation or position scheme that `BertEncoder` does
+            not implement.
     """
+    required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
+    absent = [key for key in required if _get(hf_config, key) is None]
+    if absent:
+        raise BiolmError(f"checkpoint config: missing {', '.join(absent)} (a BERT config.json has {', '.join(required)})")
     mosaic = _get(hf_config, "alibi_starting_size") is not None
     hidden_act = _get(hf_config, "hidden_act", "gelu")
     if hidden_act != "gelu":
@@ -148,22 +157,58 @@ def bert_config_from_hf(hf_config: Any) -> dict[str, Any]:
     }
 
 
-def bert_encoder_from_hf(hf_config: Any, sd: Mapping[str, Tensor]) -> BertEncoder:
-    """Build a `BertEncoder` and load a Hugging Face checkpoint into it (strict).
+def bert_encoder_from_hf(
+    hf_config: Any, sd: Mapping[str, Tensor], source: str = "checkpoint", **overrides: Any
+) -> BertEncoder:
+    """Build a `BertEncoder` from a Hugging Face config and load the checkpoint into it (strict).
+
+    A state dict with MosaicBERT's `mlp.gated_layers` is read as DNABERT-2 (ALiBi + GEGLU)
+    even when its config lacks `alibi_starting_size`.
 
     Args:
         hf_config: a `transformers.BertConfig` or the parsed config.json mapping.
         sd: the checkpoint's state dict.
+        source: where the checkpoint came from, for error messages.
+        **overrides: run-time options (`RUNTIME_OPTIONS`, `pad_token_id`); `vocab_size` must
+            match; other keys are ignored (see `biolm.models.hub.merge_options`).
 
     Returns:
         The encoder with the checkpoint's weights.
 
     Raises:
-        BiolmError: the config or the tensors do not fit `BertEncoder`.
+        BiolmError: the config or the tensors do not fit `BertEncoder` (missing, unexpected
+            and wrongly shaped tensors are listed together).
     """
-    encoder = BertEncoder(**bert_config_from_hf(hf_config))
+    if _get(hf_config, "alibi_starting_size") is None and any(".mlp.gated_layers." in name for name in sd):
+        hf_config = {**_as_dict(hf_config), "alibi_starting_size": 512}
     try:
-        encoder.load_state_dict(convert_hf_bert_state_dict(sd), strict=True)
-    except RuntimeError as exc:
-        raise BiolmError(f"checkpoint does not fit its config: {exc}") from exc
-    return encoder
+        checkpoint_kwargs = bert_config_from_hf(hf_config)
+        state_dict = convert_hf_bert_state_dict(sd)
+    except BiolmError as exc:
+        raise BiolmError(f"{source}: {exc}") from None
+    kwargs = merge_options(checkpoint_kwargs, overrides, RUNTIME_OPTIONS, BertConfig, source)
+    return load_checked(BertEncoder(**kwargs), state_dict, source)
+
+
+def bert_encoder_from_pretrained(path: str | Path, **overrides: Any) -> BertEncoder:
+    """`BertEncoder` from a local Hugging Face BERT / DNABERT-1 / DNABERT-2 checkpoint folder.
+
+    Reads `config.json` and `model.safetensors` (or `pytorch_model.bin`); never runs code from
+    the folder and never downloads. The architecture comes from config.json.
+
+    Args:
+        path: the checkpoint folder.
+        **overrides: as for `bert_encoder_from_hf`.
+
+    Returns:
+        The encoder with the checkpoint's weights.
+
+    Raises:
+        BiolmError: an unreadable folder, or a checkpoint that does not fit its config.
+    """
+    config, sd = read_hf_folder(path)
+    return bert_encoder_from_hf(config, sd, source=str(path), **overrides)
+
+
+def _as_dict(hf_config: Any) -> dict[str, Any]:
+    return dict(hf_config) if isinstance(hf_config, Mapping) else hf_config.to_dict()

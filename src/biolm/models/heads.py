@@ -1,9 +1,10 @@
-"""Sequence-level head and trunk + head composition.
+"""Heads and trunk + head composition; both compositions return one `ModelOutput`.
 
 `SequenceHead`: `(B, L, D)` hidden states + `(B, L)` mask -> pooled `(B, D)` -> logits
 `(B, num_outputs)` (class scores, or values for regression). `SequenceModel` wires a trunk
-(any module with `hidden_size`, `max_tokens` and `forward(input_ids, attention_mask)`) to a head
-and returns a `SequenceModelOutput`; the task computes the loss.
+(any module with `hidden_size`, `max_tokens` and `forward(input_ids, attention_mask)`) to a head;
+`LanguageModel` wires a trunk to a per-token LM head: `(B, L)` ids -> `(B, L, V)` logits.
+The task computes the loss.
 """
 
 from __future__ import annotations
@@ -19,20 +20,25 @@ POOLINGS = ("cls", "mean", "max", "last")
 
 
 @dataclass
-class SequenceModelOutput:
-    """What a `SequenceModel` returns.
+class ModelOutput:
+    """What every trunk + head module (`SequenceModel`, `LanguageModel`) returns.
 
     Attributes:
-        logits: `(B, num_outputs)` class scores or regression values.
-        pooled: `(B, D)` pooled sequence representation (before head dropout).
-        hidden: `(B, L, D)` trunk hidden states.
+        logits: `SequenceModel`: `(B, num_outputs)` class scores or regression values.
+            `LanguageModel`: `(B, L, V)` token logits, or `(N, V)` at N selected positions.
+        hidden: `(B, L, D)` trunk hidden states (all positions).
+        pooled: `(B, D)` pooled sequence representation before head dropout (`SequenceModel`
+            only; None from a `LanguageModel`).
         loss: filled in by the task, None from the model.
     """
 
     logits: Tensor
-    pooled: Tensor
     hidden: Tensor
+    pooled: Tensor | None = None
     loss: Tensor | None = None
+
+
+SequenceModelOutput = ModelOutput  # the earlier name, still imported outside biolm.models
 
 
 def pool(hidden: Tensor, attention_mask: Tensor, pooling: str) -> Tensor:
@@ -94,7 +100,7 @@ class SequenceHead(nn.Module):
 
 
 class SequenceModel(nn.Module):
-    """Trunk + `SequenceHead`: `(B, L)` ids + mask -> `SequenceModelOutput`.
+    """Trunk + `SequenceHead`: `(B, L)` ids + mask -> `ModelOutput`.
 
     Args:
         trunk: encoder with `hidden_size`, `max_tokens` and `forward(input_ids, attention_mask)`.
@@ -111,7 +117,7 @@ class SequenceModel(nn.Module):
         """Longest input the trunk accepts in tokens (None: no hard limit)."""
         return self.trunk.max_tokens
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> SequenceModelOutput:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> ModelOutput:
         """Run trunk and head.
 
         Args:
@@ -119,11 +125,11 @@ class SequenceModel(nn.Module):
             attention_mask: `(B, L)` bool or 0/1, 1 = real token.
 
         Returns:
-            `SequenceModelOutput` with logits, pooled and hidden; loss is None.
+            `ModelOutput` with logits `(B, num_outputs)`, hidden and pooled; loss is None.
         """
         hidden = self.trunk(input_ids, attention_mask)
         logits, pooled = self.head(hidden, attention_mask)
-        return SequenceModelOutput(logits=logits, pooled=pooled, hidden=hidden)
+        return ModelOutput(logits=logits, hidden=hidden, pooled=pooled)
 
 
 class MaskedLMHead(nn.Module):
@@ -147,7 +153,7 @@ class MaskedLMHead(nn.Module):
 
 
 class LanguageModel(nn.Module):
-    """Trunk + per-token LM head: `(B, L)` ids + mask -> `(B, L, V)` logits.
+    """Trunk + per-token LM head: `(B, L)` ids + mask -> `ModelOutput` with `(B, L, V)` logits.
 
     A trunk that brings its own LM head (``lm_logits``, e.g. HyenaDNA's tied ``lm_head``) uses it;
     any other trunk gets a `MaskedLMHead` tied to ``trunk.embeddings.word_embeddings``.
@@ -168,14 +174,14 @@ class LanguageModel(nn.Module):
         """Longest input the trunk accepts in tokens (None: no hard limit)."""
         return self.trunk.max_tokens
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor | None = None) -> Tensor:
-        """`(B, L)` ids + mask -> `(B, L, V)` logits, or `(N, V)` at the N True ``positions`` `(B, L)`.
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, positions: Tensor | None = None) -> ModelOutput:
+        """`(B, L)` ids + mask -> `ModelOutput` with logits `(B, L, V)`, or `(N, V)` at the N True
+        ``positions`` `(B, L)`; `hidden` is `(B, L, D)` either way.
 
         Scoring only the predicted positions (MLM's masked 15%) spares the vocabulary projection
         of every other token, most of the cost with 4096 k-mers or BPE tokens.
         """
         hidden = self.trunk(input_ids, attention_mask)
-        if positions is not None:
-            hidden = hidden[positions]  # (N, D)
-        logits = self.trunk.lm_logits(hidden) if self.head is None else self.head(hidden)
-        return logits[..., : self.vocab_size]
+        scored = hidden if positions is None else hidden[positions]  # (B, L, D) or (N, D)
+        logits = self.trunk.lm_logits(scored) if self.head is None else self.head(scored)
+        return ModelOutput(logits=logits[..., : self.vocab_size], hidden=hidden)

@@ -17,7 +17,8 @@ float32. Every mixing step is causal, so hidden states at position t depend only
 <= t: right padding never changes real positions. `HyenaEncoder.lm_logits` maps hidden states
 to `(batch, length, vocab)` next-token logits through `HyenaLMHead` (tied to the embedding by
 default) for a causal-LM task. Parameter names follow the Hugging Face port of HyenaDNA
-(`LongSafari/hyenadna-*-hf`): `biolm.models.hyena_hub.hyena_state_dict_from_hf` only strips its `hyena.backbone.` prefix.
+(`LongSafari/hyenadna-*-hf`): `biolm.models.hyena_hub.hyena_state_dict_from_hf` only strips its `hyena.backbone.` prefix,
+and `HyenaEncoder.from_pretrained` loads such a checkpoint folder.
 Structure after HazyResearch/hyena-dna `standalone_hyenadna.py`.
 """
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -53,6 +55,8 @@ class HyenaConfig:
         hyena_order: N, the number of gates (N - 1 long convolutions per block).
         short_filter_order: kernel of the depthwise causal short convolution.
         activation_freq: initial frequency of the filter MLP's Sin activations.
+        modulation_shift: constant added to the filters' exponential decay window (0.0 in the
+            HyenaDNA training code; the HF port, and so its checkpoints, use 0.05).
         embed_dropout: dropout on the token embeddings.
         hyena_dropout: dropout on each gated value before its long convolution.
         hyena_filter_dropout: dropout on the generated filter taps.
@@ -76,6 +80,7 @@ class HyenaConfig:
     hyena_order: int = 2
     short_filter_order: int = 3
     activation_freq: float = 1.0
+    modulation_shift: float = 0.0
     embed_dropout: float = 0.1
     hyena_dropout: float = 0.0
     hyena_filter_dropout: float = 0.0
@@ -239,7 +244,7 @@ class HyenaFilter(nn.Module):
             layers += [nn.Linear(width, width), act]
         layers.append(nn.Linear(width, channels, bias=False))
         self.implicit_filter = nn.Sequential(*layers)
-        self.modulation = ExponentialModulation(channels)
+        self.modulation = ExponentialModulation(channels, shift=config.modulation_shift)
 
     def filter(self, length: int) -> Tensor:
         """`(L, C)` filter taps for the first `length` positions."""
@@ -384,6 +389,32 @@ class HyenaEncoder(nn.Module):
             self.embeddings.word_embeddings if c.tie_word_embeddings else None,
         )
         self.apply(self._init_weights)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, **overrides: object) -> HyenaEncoder:
+        """Load a local HyenaDNA `-hf` checkpoint folder (`config.json` + weights).
+
+        The architecture comes from its config.json; see
+        `biolm.models.hyena_hub.hyena_encoder_from_pretrained` for `overrides` and errors.
+        """
+        from biolm.models.hyena_hub import hyena_encoder_from_pretrained
+
+        return hyena_encoder_from_pretrained(path, **overrides)
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameter-name prefixes AdamW must not decay: each filter's positional features and MLP.
+
+        As in the HyenaDNA reference (HazyResearch/hyena-dna `src/models/sequence/hyena.py`):
+        `PositionalEmbedding` registers `z` through `OptimModule.register(..., wd=0.0)`, and
+        `HyenaFilter` gives every tensor of `implicit_filter` (Linear layers and the Sin `freq`)
+        `_optim = {"weight_decay": wd, ...}` with `wd=0`.
+        """
+        return {
+            f"{name}.{part}"
+            for name, module in self.named_modules()
+            if isinstance(module, HyenaFilter)
+            for part in ("pos_emb", "implicit_filter")
+        }
 
     @property
     def hidden_size(self) -> int:

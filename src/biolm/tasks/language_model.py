@@ -80,7 +80,7 @@ class LanguageModelTask(L.LightningModule):
         """Summed cross-entropy (nats) over predicted tokens, and how many there were."""
         inputs, labels, mask = self._inputs_and_labels(batch, generator)
         predicted = labels != -100  # (B, L)
-        logits = self.model(inputs, mask, predicted)  # (N, V): only the predicted positions
+        logits = self.model(inputs, mask, predicted).logits  # (N, V): only the predicted positions
         total = F.cross_entropy(logits.float(), labels[predicted], reduction="sum")
         return total, int(predicted.sum())
 
