@@ -108,7 +108,7 @@ def test_service_answers_422_naming_the_short_sequences(loaded_run):
 
 def _windowed(run, size_bp: int, stride_bp: int):
     cfg = OmegaConf.create(OmegaConf.to_container(run.cfg))
-    cfg.data.window = {"size": size_bp, "stride": stride_bp}
+    cfg.data.window_bp, cfg.data.window_stride_bp = size_bp, stride_bp
     return dataclasses.replace(run, cfg=cfg)
 
 
@@ -121,7 +121,7 @@ def test_a_short_last_window_is_end_aligned_not_a_lone_unk(loaded_run):
 
 
 def test_windows_shorter_than_k_are_refused(loaded_run):
-    with pytest.raises(BiolmError, match=r"data.window.size=2: the 3-mer tokenizer needs at least 3 bases"):
+    with pytest.raises(BiolmError, match=r"data.window_bp=2: the 3-mer tokenizer needs at least 3 bases"):
         api.predict(_windowed(loaded_run, 2, 2), ["ACGTACGT"])
 
 

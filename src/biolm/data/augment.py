@@ -16,8 +16,8 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from biolm.data.datasets import truncate_tokens
-from biolm.data.genome import reverse_complement
 from biolm.errors import BiolmError
+from biolm.tokenizers.alphabet import reverse_complement
 
 MAX_SUBSTITUTION_RATE = 0.05
 _BASES = np.frombuffer(b"ACGT", dtype=np.uint8)

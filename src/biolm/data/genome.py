@@ -30,6 +30,7 @@ import torch
 
 from biolm.data.io import FASTA_SUFFIXES
 from biolm.errors import BiolmError
+from biolm.tokenizers.alphabet import reverse_complement as reverse_complement  # its home is the DNA alphabet; re-exported
 
 HOLDOUT_FORMS = "'tail:F' (last fraction F of every contig, 0 < F < 1), 'contigs:NAME1,NAME2' or 'none'"
 MAX_DRAWS = 100  # redraws of an N-rich window before giving up
@@ -42,7 +43,6 @@ _HEADER = re.compile(rb"^>([^\n]*)", re.MULTILINE)
 # Letters -> upper-case ACGT, every other letter (IUPAC ambiguity codes, X) -> N.
 _TO_ACGTN = bytes.maketrans(_LETTERS, bytes(c & 0xDF if chr(c) in "ACGTacgt" else _N for c in _LETTERS))
 
-_COMPLEMENT = str.maketrans("ACGTRYKMSWBDHVNacgtrykmswbdhvn", "TGCAYRMKSWVHDBNtgcayrmkswvhdbn")
 _COMPLEMENT_BYTES = np.arange(256, dtype=np.uint8)
 _COMPLEMENT_BYTES[np.frombuffer(b"ACGTN", dtype=np.uint8)] = np.frombuffer(b"TGCAN", dtype=np.uint8)
 
@@ -57,18 +57,6 @@ class GenomeRegion:
 
     def __len__(self) -> int:
         return self.end - self.start
-
-
-def reverse_complement(seq: str) -> str:
-    """Reverse complement of a nucleotide string (IUPAC codes complemented, case kept).
-
-    Args:
-        seq: nucleotides; characters outside the IUPAC alphabet are kept as they are.
-
-    Returns:
-        The reverse complement, same length.
-    """
-    return seq.translate(_COMPLEMENT)[::-1]
 
 
 def load_genome(paths: Sequence[str | Path], field_name: str = "data.fasta") -> dict[str, np.ndarray]:

@@ -8,8 +8,9 @@ and labels holding the id to predict, ``-100`` (``IGNORE_INDEX``, what
 Masked LM (`mask_tokens`): tokens are selected at rate ``mlm_probability``; of those, 80% become
 ``[MASK]``, 10% a random non-special token, 10% stay. Overlapping k-mers (``stride < k``) share
 bases with their neighbours, so a lone masked k-mer could be read off the tokens beside it;
-instead whole spans of ``ceil(k / stride)`` tokens are selected (DNABERT: 6 tokens for 6-mers,
-offsets -2..+3 around each chosen centre), which leaves at least ``stride`` bases hidden.
+instead whole spans of ``tokenizer.max_tokens_per_base`` tokens are selected (``ceil(k / stride)``;
+DNABERT: 6 tokens for 6-mers, offsets -2..+3 around each chosen centre), which leaves at least
+``stride`` bases hidden.
 
 Causal LM (`causal_lm_labels`): ``labels[:, t] = input_ids[:, t + 1]``, so ``logits[:, t]``
 (computed from tokens ``0..t``) is scored against ``labels[:, t]`` with no further shift:
@@ -33,15 +34,13 @@ MASK_SHARE, RANDOM_SHARE = 0.8, 0.1  # of the selected tokens; the remaining 0.1
 
 
 def special_token_ids(tokenizer: DnaTokenizer) -> list[int]:
-    """Ids never selected as masked-LM targets: ``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``."""
-    return sorted({tokenizer.pad_id, tokenizer.unk_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id})
+    """Ids never selected as masked-LM targets: every special token (``[PAD]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``)."""
+    return tokenizer.special_ids
 
 
 def mask_span_tokens(tokenizer: DnaTokenizer) -> int:
-    """Tokens per masked span: ``ceil(k / stride)`` for overlapping k-mers (k for stride 1), else 1."""
-    if getattr(tokenizer, "kind", None) == "kmer" and tokenizer.stride < tokenizer.k:
-        return math.ceil(tokenizer.k / tokenizer.stride)
-    return 1
+    """Tokens per masked span: the most tokens one base lies in (``ceil(k / stride)`` for k-mers), 1 without overlap."""
+    return tokenizer.max_tokens_per_base
 
 
 def mask_tokens(

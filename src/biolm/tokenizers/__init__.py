@@ -3,21 +3,27 @@
 `CharTokenizer` (one token per base), `KmerTokenizer` (DNABERT k-mers, overlapping or strided) and
 `BpeTokenizer` (a Hugging Face ``tokenizers`` BPE, e.g. DNABERT-2) all implement `DnaTokenizer`:
 ``encode_batch(seqs) -> list[(n_tokens,) int64]``, ``decode(ids) -> str``, ``save(dir)``, and
-`load_tokenizer(dir)` restores any of them. `normalize_sequences` is the shared input check.
+`load_tokenizer(dir)` restores any of them. Each owns its `Alphabet` (`DNA`: letters, the invalid
+policy, `reverse_complement`), its `SpecialTokens` by role, and its geometry (``token_spans``,
+``tokens_covering``, ``token_labels``; see `biolm.tokenizers.geometry`).
 """
 
-from biolm.tokenizers.alphabet import SPECIAL_TOKENS, normalize_sequences
+from biolm.tokenizers.alphabet import DNA, SPECIAL_TOKENS, Alphabet, SpecialTokens, normalize_sequences, reverse_complement
 from biolm.tokenizers.base import DnaTokenizer, load_tokenizer
 from biolm.tokenizers.bpe import BpeTokenizer
 from biolm.tokenizers.char import CharTokenizer
 from biolm.tokenizers.kmer import KmerTokenizer
 
 __all__ = [
+    "DNA",
     "SPECIAL_TOKENS",
+    "Alphabet",
     "BpeTokenizer",
     "CharTokenizer",
     "DnaTokenizer",
     "KmerTokenizer",
+    "SpecialTokens",
     "load_tokenizer",
     "normalize_sequences",
+    "reverse_complement",
 ]

@@ -6,12 +6,13 @@ input). With ``add_special_tokens`` the tokenizer's post-processor adds the spec
 ``[CLS] $A [SEP]``); a tokenizer without one gets that template on a private copy.
 
 The DNABERT-2 vocabulary has no ``N``: each N becomes ``[UNK]`` (``fuse_unk`` is off), and `decode`
-reads ``[UNK]`` back as ``N``.
+reads ``[UNK]`` back as ``N``. Geometry (`BpeTokenizer.token_spans`) comes from the encoding's
+character offsets: each token spans the run of bases it merged, an N its own base.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +23,14 @@ from tokenizers.pre_tokenizers import Whitespace
 from tokenizers.processors import TemplateProcessing
 from tokenizers.trainers import BpeTrainer
 
+from biolm.atomic import atomic_path
 from biolm.errors import BiolmError
-from biolm.tokenizers.alphabet import SPECIAL_TOKENS, normalize_sequences
-from biolm.tokenizers.base import DnaTokenizer, as_id_array, atomic_path
+from biolm.tokenizers.alphabet import SpecialTokens
+from biolm.tokenizers.base import DnaTokenizer, as_id_array
 
 TOKENIZER_FILE = "tokenizer.json"
-# DNABERT-2's special-token order; trained tokenizers use it too.
-BPE_SPECIAL_TOKENS = ("[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]")
+# DNABERT-2's special-token id order, by role; trained tokenizers use it too.
+BPE_ROLE_ORDER = ("unk", "cls", "sep", "pad", "mask", "bos", "eos")
 _ESTIMATE_BP = 20_000
 
 
@@ -36,33 +38,49 @@ class BpeTokenizer(DnaTokenizer):
     """BPE tokenizer wrapping a ``tokenizers.Tokenizer`` (e.g. DNABERT-2's ``tokenizer.json``).
 
     Args:
-        tokenizer: the Hugging Face tokenizer; its vocabulary must hold all of ``SPECIAL_TOKENS``.
+        tokenizer: the Hugging Face tokenizer; its vocabulary must hold every special token.
         invalid: ``"error"`` rejects characters outside ACGTN, ``"n"`` reads them as N.
         add_special_tokens: wrap every encoded sequence as ``[CLS] ... [SEP]``.
+        special_tokens: the token of each role (default ``[PAD] [UNK] [CLS] [SEP] [MASK]``).
     """
 
     kind = "bpe"
 
-    def __init__(self, tokenizer: tokenizers.Tokenizer, invalid: str = "error", add_special_tokens: bool = True):
-        super().__init__(tokenizer.get_vocab(with_added_tokens=True), invalid, add_special_tokens)
-        if tokenizer.post_processor is None:
+    def __init__(
+        self,
+        tokenizer: tokenizers.Tokenizer,
+        invalid: str = "error",
+        add_special_tokens: bool = True,
+        special_tokens: SpecialTokens | Mapping[str, str | None] | None = None,
+    ):
+        super().__init__(tokenizer.get_vocab(with_added_tokens=True), invalid, add_special_tokens, special_tokens)
+        if tokenizer.post_processor is None and self.cls_id is not None and self.sep_id is not None:
             tokenizer = tokenizers.Tokenizer.from_str(tokenizer.to_str())
-            tokenizer.post_processor = _cls_sep_template(self.cls_id, self.sep_id)
+            tokenizer.post_processor = _cls_sep_template(self.special_tokens, self.cls_id, self.sep_id)
         self.tokenizer = tokenizer
+        specials = set(self.special_tokens.tokens())
         self._pieces = [""] * self.vocab_size  # id -> decoded text; specials empty, [UNK] -> N
         for token, index in self.vocab.items():
-            self._pieces[index] = "" if token in SPECIAL_TOKENS else token
-        self._pieces[self.unk_id] = "N"
+            self._pieces[index] = "" if token in specials else token
+        if self.unk_id is not None:
+            self._pieces[self.unk_id] = self.alphabet.unknown
         self._bases_per_token: float | None = None
 
     @classmethod
-    def from_file(cls, path: str | Path, invalid: str = "error", add_special_tokens: bool = True) -> BpeTokenizer:
+    def from_file(
+        cls,
+        path: str | Path,
+        invalid: str = "error",
+        add_special_tokens: bool = True,
+        special_tokens: SpecialTokens | Mapping[str, str | None] | None = None,
+    ) -> BpeTokenizer:
         """Load a ``tokenizer.json`` (Hugging Face ``tokenizers`` format).
 
         Args:
             path: the JSON file, e.g. ``data/tokenizers/dnabert2_117m/tokenizer.json``.
             invalid: ``"error"`` or ``"n"``.
             add_special_tokens: wrap every encoded sequence as ``[CLS] ... [SEP]``.
+            special_tokens: the token of each role (default ``[PAD] [UNK] [CLS] [SEP] [MASK]``).
 
         Returns:
             The wrapped tokenizer.
@@ -77,7 +95,7 @@ class BpeTokenizer(DnaTokenizer):
             tokenizer = tokenizers.Tokenizer.from_file(str(path))
         except Exception as err:  # the Rust side raises plain Exception on bad JSON
             raise BiolmError(f"{path}: not a Hugging Face tokenizer.json ({err})") from None
-        return cls(tokenizer, invalid=invalid, add_special_tokens=add_special_tokens)
+        return cls(tokenizer, invalid=invalid, add_special_tokens=add_special_tokens, special_tokens=special_tokens)
 
     @classmethod
     def train(
@@ -86,29 +104,34 @@ class BpeTokenizer(DnaTokenizer):
         vocab_size: int = 4096,
         invalid: str = "error",
         add_special_tokens: bool = True,
+        special_tokens: SpecialTokens | Mapping[str, str | None] | None = None,
     ) -> BpeTokenizer:
-        """Train a DNABERT-2-style BPE tokenizer (specials ids 0..4 in DNABERT-2 order, then A, C, G, T).
+        """Train a DNABERT-2-style BPE tokenizer (specials first in DNABERT-2 order, ids 0..4 by default, then A, C, G, T).
 
         Args:
             sequences: training sequences (normalised with the ``invalid`` policy first).
             vocab_size: target vocabulary size, specials included.
             invalid: ``"error"`` or ``"n"``.
             add_special_tokens: wrap every encoded sequence as ``[CLS] ... [SEP]``.
+            special_tokens: the token of each role (default ``[PAD] [UNK] [CLS] [SEP] [MASK]``).
 
         Returns:
             The trained tokenizer.
         """
-        tokenizer = tokenizers.Tokenizer(BPE(unk_token="[UNK]"))
+        roles = SpecialTokens.coerce(special_tokens, cls.default_special_tokens)
+        ordered = [getattr(roles, role) for role in BPE_ROLE_ORDER if getattr(roles, role) is not None]
+        tokenizer = tokenizers.Tokenizer(BPE(unk_token=roles.unk))
         tokenizer.pre_tokenizer = Whitespace()
         trainer = BpeTrainer(
             vocab_size=vocab_size,
-            special_tokens=list(BPE_SPECIAL_TOKENS),
+            special_tokens=list(dict.fromkeys(ordered)),
             initial_alphabet=list("ACGT"),
             show_progress=False,
         )
-        tokenizer.train_from_iterator(normalize_sequences(list(sequences), invalid), trainer=trainer)
-        tokenizer.post_processor = _cls_sep_template(tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]"))
-        return cls(tokenizer, invalid=invalid, add_special_tokens=add_special_tokens)
+        tokenizer.train_from_iterator(cls.alphabet.normalize(list(sequences), invalid), trainer=trainer)
+        if roles.cls is not None and roles.sep is not None:
+            tokenizer.post_processor = _cls_sep_template(roles, tokenizer.token_to_id(roles.cls), tokenizer.token_to_id(roles.sep))
+        return cls(tokenizer, invalid=invalid, add_special_tokens=add_special_tokens, special_tokens=roles)
 
     @property
     def bases_per_token(self) -> float:
@@ -126,14 +149,31 @@ class BpeTokenizer(DnaTokenizer):
 
     def config(self) -> dict[str, Any]:
         """Constructor parameters besides the tokenizer itself (saved as ``tokenizer.json``)."""
-        return {"invalid": self.invalid, "add_special_tokens": self.add_special_tokens}
+        return {"invalid": self.invalid, "add_special_tokens": self.add_special_tokens, **self._roles_config()}
 
     def encode_batch(self, seqs: Sequence[str]) -> list[np.ndarray]:
         """Encode a batch with the Rust tokenizer (see `DnaTokenizer.encode_batch`)."""
-        normalized = normalize_sequences(seqs, self.invalid)
+        normalized = self.alphabet.normalize(seqs, self.invalid)
         encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)  # _fast: no offsets, tokenizers>=0.20
         encodings = encode(normalized, add_special_tokens=self.add_special_tokens)
         return [np.array(encoding.ids, dtype=np.int64) for encoding in encodings]
+
+    def token_spans(self, sequence: str | int) -> np.ndarray:
+        """``(n_tokens, 2)`` spans from the encoding's offsets; specials ``(-1, -1)`` (see `DnaTokenizer.token_spans`).
+
+        Args:
+            sequence: the sequence (a length is not enough: BPE tokens depend on the bases).
+
+        Raises:
+            InvalidSequenceError: a character outside ACGTN while ``invalid="error"``.
+        """
+        if not isinstance(sequence, str):
+            raise TypeError(f"the BPE tokenizer needs the sequence to place its tokens, got {sequence!r}")
+        (normalized,) = self.alphabet.normalize([sequence], self.invalid)
+        encoding = self.tokenizer.encode(normalized, add_special_tokens=self.add_special_tokens)
+        spans = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)  # (n_tokens, 2)
+        spans[np.array(encoding.special_tokens_mask, dtype=bool)] = -1
+        return spans
 
     def decode(self, ids: Sequence[int]) -> str:
         """Ids back to bases: tokens concatenated, ``[UNK]`` read as N, other specials dropped.
@@ -158,10 +198,11 @@ class BpeTokenizer(DnaTokenizer):
         return cls.from_file(directory / TOKENIZER_FILE, **params)
 
 
-def _cls_sep_template(cls_id: int, sep_id: int) -> TemplateProcessing:
-    """DNABERT-2's post-processor: ``[CLS] $A [SEP]`` (pairs ``[CLS] $A [SEP] $B:1 [SEP]:1``)."""
+def _cls_sep_template(roles: SpecialTokens, cls_id: int, sep_id: int) -> TemplateProcessing:
+    """DNABERT-2's post-processor: ``[CLS] $A [SEP]`` (pairs ``[CLS] $A [SEP] $B:1 [SEP]:1``), with the role strings."""
+    cls_token, sep_token = roles.cls, roles.sep
     return TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+        single=f"{cls_token} $A {sep_token}",
+        pair=f"{cls_token} $A {sep_token} $B:1 {sep_token}:1",
+        special_tokens=[(cls_token, cls_id), (sep_token, sep_id)],
     )
