@@ -92,9 +92,9 @@ def main() -> None:
     subprocess.run(command, check=True, cwd=ROOT)
     run = ROOT / "runs" / args.run_name
     test = splits["test"]
-    for average_rc in (False, True):
-        scored = score_variants(run, test, reference, window_bp=args.window, average_rc=average_rc)
-        results[f"supervised_diff{'_rc' if average_rc else ''}"] = evaluate_scores(scored)
+    for rc_average in (False, True):
+        scored = score_variants(run, test, reference, window_bp=args.window, rc_average=rc_average)
+        results[f"supervised_diff{'_rc' if rc_average else ''}"] = evaluate_scores(scored)
     windows = variant_windows(test, reference, args.window, "+")
     p_alt = predict(run, windows.alt)["prob_1"].to_numpy()
     results["classifier_p_alt"] = evaluate_scores(test.assign(score=p_alt, method="supervised_diff", model=str(run)))

@@ -175,11 +175,11 @@ def test_summary_shows_adapter_window_and_falls_back_to_n_test(tmp_path):
     extra = {"adapter": {"_target_": "peft.LoraConfig", "r": 8, "lora_alpha": 16}}
     run = _without_plots(make_run(tmp_path, "binary", extra))
     config = OmegaConf.load(run / "config.yaml")
-    config.data.window = {"size_bp": 512, "stride_bp": 256, "aggregate": "mean"}
+    config.data.window_bp, config.data.window_stride_bp = 512, 256
     OmegaConf.save(config, run / "config.yaml")
     text = write_report(run).read_text()
     assert "| adapter | LoraConfig (r 8, lora_alpha 16) |" in text
-    assert "| windows | size_bp 512, stride_bp 256, aggregate mean |" in text
+    assert "| windows | window_bp 512, window_stride_bp 256 |" in text
     assert "| test | 120 |" in text and "| train |" not in text
     assert "![" not in text
 

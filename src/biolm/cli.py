@@ -4,6 +4,11 @@ Thin by design: it composes the Hydra config of the command (configs/<command>.y
 the user's overrides), calls `biolm.api`, and renders results with rich. A `BiolmError`
 (and a config that does not compose) becomes one line on stderr and exit code 2.
 
+A command is two things: its config (``biolm variants score`` -> configs/variants_score.yaml, whose
+first line ``# biolm variants score: <summary>`` is its help text) and one function registered with
+``@command`` (``cmd_variants_score``). Known third-party warnings are silenced while it runs
+(`biolm.fitting.quiet_lightning_warnings`).
+
     biolm finetune data.train=train.csv data.val=dev.csv data.test=test.csv model=bert_tiny tokenizer=kmer6 task=binary
     biolm evaluate run=runs/<name> data.test=other.csv
     biolm predict run=runs/<name> input=new.fasta output=preds.csv
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -24,26 +30,52 @@ from omegaconf import DictConfig, OmegaConf
 from biolm.errors import BiolmError
 from biolm.resources import config_dir, resolve_bundled
 
-COMMANDS: dict[str, str] = {
-    "finetune": "train a sequence-level model (binary, multiclass, multilabel, regression) and test it",
-    "pretrain": "masked or causal language-model pretraining on FASTA genomes (resumable: ckpt=last)",
-    "evaluate": "metrics of a trained run on another labelled file",
-    "predict": "predictions of a trained run for a FASTA/CSV/TSV/Parquet file or stdin",
-    "compare": "side-by-side test metrics of runs (and published numbers)",
-    "report": "(re)write the plots and report.md of a finetune run folder",
-    "tokenizer train": "train a DNABERT-2-style BPE tokenizer on FASTA genomes",
-    "adapter merge": "fold a LoRA run's adapter into its base weights: a plain run folder for deployment",
-    "gp cv": "genomic prediction: repeated k-fold CV of gMLP, MLP, RR-BLUP, GBLUP, RKHS on the same folds (configs/gp)",
-    "gp fit": "genomic prediction: fit one model on one trait and write a run folder",
-    "gp predict": "genomic prediction: GEBVs of new genotyped lines from a gp fit run",
-    "variants filter": "keep VCF records by FILTER/QUAL/DP and drop samples failing missingness/heterozygosity QC",
-    "variants dataset": "one sequence per sample (its alleles applied) over a region, with its case/control label",
-    "variants score": "zero-shot (LM run) or supervised variant effect scores, annotated VCF, AUROC with labels",
-    "variants ism": "in-silico saturation mutagenesis of a region: heatmap PNG + TSV",
-    "serve": "HTTP prediction service for a trained run (page, /v1/predict, /docs)",
-}
+Handler = Callable[[DictConfig], None]
+
+# `biolm <command>` -> its function, filled by `@command`; each has its config configs/<command>.yaml
+# (words joined by "_"), whose first comment line ``# biolm <command>: <summary>`` is its help text.
+HANDLERS: dict[str, Handler] = {}
 # Commands whose configs live in their own Hydra root under configs/ (own data/, models/, experiment/ groups).
 CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp"}
+# One name per concept across commands: an old spelling on the command line is refused, naming the new key.
+RENAMED_KEYS: dict[str, str] = {
+    "data.window.size": "data.window_bp",
+    "data.window.stride": "data.window_stride_bp",
+    "window": "window_bp",
+    "average_rc": "rc_average",
+}
+
+
+def command(handler: Handler) -> Handler:
+    """Register ``cmd_<words>`` as the handler of ``biolm <words>`` (``cmd_variants_score``: ``biolm variants score``)."""
+    HANDLERS[handler.__name__.removeprefix("cmd_").replace("_", " ")] = handler
+    return handler
+
+
+def _config_file(command: str) -> Path:
+    """configs/<command>.yaml (words joined by ``_``), under the command's own Hydra root if it has one."""
+    words = command.replace("_", " ").split()
+    return config_dir() / CONFIG_SUBDIRS.get(words[0], "") / f"{'_'.join(words)}.yaml"
+
+
+def _header(command: str) -> list[str]:
+    """The comment lines that open the command's config, without their ``#``."""
+    try:
+        text = _config_file(command).read_text()
+    except (OSError, BiolmError):
+        return []
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].removeprefix(" ").rstrip())
+    return lines
+
+
+def _summary(command: str) -> str:
+    """The help text of a command: its config's first line, ``# biolm <command>: <summary>``."""
+    first, prefix = (_header(command) or [""])[0], f"biolm {command}:"
+    return first.removeprefix(prefix).strip().rstrip(".") if first.startswith(prefix) else ""
 
 
 def _group_options(group: str, root: Path | None = None) -> list[str]:
@@ -67,16 +99,29 @@ def _composition_error(err: Exception, root: Path | None = None) -> BiolmError:
     return BiolmError(f"bad override: {line}")
 
 
+def _refuse_renamed(overrides: list[str]) -> None:
+    """An old spelling of a renamed key (`RENAMED_KEYS`) -> one line naming the new key."""
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in RENAMED_KEYS:
+            raise BiolmError(f"{key} was renamed {RENAMED_KEYS[key]}")
+
+
 def compose(command: str, overrides: list[str]) -> DictConfig:
-    """Compose ``configs/<command>.yaml`` with Hydra overrides (``key=value``); ``${bundled:...}`` paths are resolved."""
+    """Compose ``configs/<command>.yaml`` with Hydra overrides (``key=value``); ``${bundled:...}`` paths are resolved.
+
+    Raises:
+        BiolmError: an override names an unknown or renamed key, or the config does not compose.
+    """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    _refuse_renamed(overrides)
     GlobalHydra.instance().clear()
-    root = config_dir() / CONFIG_SUBDIRS.get(command.split("_")[0], "")
+    root = _config_file(command).parent
     try:
         with initialize_config_dir(config_dir=str(root), version_base=None):
             cfg = hydra_compose(config_name=command, overrides=overrides)
@@ -128,6 +173,7 @@ def _required(cfg: DictConfig, key: str, hint: str) -> str:
     return str(value)
 
 
+@command
 def cmd_finetune(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -136,6 +182,7 @@ def cmd_finetune(cfg: DictConfig) -> None:
     _print_metrics(f"test metrics — {run_dir}", metrics)
 
 
+@command
 def cmd_pretrain(cfg: DictConfig) -> None:
     from lightning.pytorch.utilities import rank_zero_only
 
@@ -148,6 +195,7 @@ def cmd_pretrain(cfg: DictConfig) -> None:
     _print_metrics(f"held-out metrics — {run_dir}", metrics)
 
 
+@command
 def cmd_tokenizer_train(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -155,6 +203,7 @@ def cmd_tokenizer_train(cfg: DictConfig) -> None:
     logging.getLogger(__name__).info("BPE tokenizer with %d tokens written to %s", tokenizer.vocab_size, cfg.output)
 
 
+@command
 def cmd_adapter_merge(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -162,6 +211,7 @@ def cmd_adapter_merge(cfg: DictConfig) -> None:
     logging.getLogger(__name__).info("plain run folder written to %s", out)
 
 
+@command
 def cmd_evaluate(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import atomic_path
@@ -175,6 +225,7 @@ def cmd_evaluate(cfg: DictConfig) -> None:
         logging.getLogger(__name__).info("metrics written to %s", cfg.output)
 
 
+@command
 def cmd_predict(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import read_records, write_table
@@ -197,6 +248,7 @@ def cmd_predict(cfg: DictConfig) -> None:
             _console().print(frame.head(int(cfg.show)).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
+@command
 def cmd_compare(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import write_table
@@ -215,12 +267,14 @@ def cmd_compare(cfg: DictConfig) -> None:
         write_table(table, str(cfg.output))
 
 
+@command
 def cmd_report(cfg: DictConfig) -> None:
     from biolm.report import write_report
 
     write_report(Path(_required(cfg, "run", "pass run=runs/<name>")))
 
 
+@command
 def cmd_serve(cfg: DictConfig) -> None:
     from biolm.service import ServeSettings, serve
 
@@ -231,6 +285,7 @@ def _aliases(cfg: DictConfig) -> dict[str, str]:
     return {str(k): str(v) for k, v in (cfg.get("aliases") or {}).items()}
 
 
+@command
 def cmd_variants_filter(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -251,6 +306,7 @@ def cmd_variants_filter(cfg: DictConfig) -> None:
                                                    "samples in": report.input_samples, "samples kept": len(report.kept_samples)})
 
 
+@command
 def cmd_variants_dataset(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -269,6 +325,7 @@ def cmd_variants_dataset(cfg: DictConfig) -> None:
     )
 
 
+@command
 def cmd_variants_score(cfg: DictConfig) -> None:
     from biolm.variants.report import score_vcf
 
@@ -277,10 +334,10 @@ def cmd_variants_score(cfg: DictConfig) -> None:
         _required(cfg, "vcf", "pass vcf=variants.vcf.gz"),
         _required(cfg, "ref", "pass ref=genome.fa"),
         _required(cfg, "out", "pass out=scores.tsv"),
-        window_bp=int(cfg.window),
+        window_bp=int(cfg.window_bp),
         batch_size=int(cfg.batch_size),
         strand=str(cfg.strand),
-        average_rc=bool(cfg.average_rc),
+        rc_average=bool(cfg.rc_average),
         on_ref_mismatch=str(cfg.on_ref_mismatch),
         labels=cfg.labels,
         label_column=str(cfg.label_column),
@@ -294,6 +351,7 @@ def cmd_variants_score(cfg: DictConfig) -> None:
         _print_metrics(f"variants score — {cfg.out}", metrics)
 
 
+@command
 def cmd_variants_ism(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -302,13 +360,14 @@ def cmd_variants_ism(cfg: DictConfig) -> None:
         _required(cfg, "ref", "pass ref=genome.fa"),
         _required(cfg, "region", "pass region=chr17:43094000-43094200"),
         output=_required(cfg, "out", "pass out=ism/"),
-        window_bp=int(cfg.window),
+        window_bp=int(cfg.window_bp),
         batch_size=int(cfg.batch_size),
-        average_rc=bool(cfg.average_rc),
+        rc_average=bool(cfg.rc_average),
         aliases=_aliases(cfg),
     )
 
 
+@command
 def cmd_gp_cv(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -316,6 +375,7 @@ def cmd_gp_cv(cfg: DictConfig) -> None:
     _console().print((run_dir / "report.md").read_text())
 
 
+@command
 def cmd_gp_fit(cfg: DictConfig) -> None:
     from biolm import api
 
@@ -323,6 +383,7 @@ def cmd_gp_fit(cfg: DictConfig) -> None:
     _print_metrics(f"gp fit — {run_dir}", json.loads((run_dir / "fit.json").read_text()))
 
 
+@command
 def cmd_gp_predict(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import write_table
@@ -334,29 +395,10 @@ def cmd_gp_predict(cfg: DictConfig) -> None:
         logging.getLogger(__name__).info("%d predictions written to %s", len(frame), cfg.out)
 
 
-HANDLERS: dict[str, Callable[[DictConfig], None]] = {
-    "finetune": cmd_finetune,
-    "pretrain": cmd_pretrain,
-    "evaluate": cmd_evaluate,
-    "predict": cmd_predict,
-    "compare": cmd_compare,
-    "report": cmd_report,
-    "tokenizer train": cmd_tokenizer_train,
-    "adapter merge": cmd_adapter_merge,
-    "gp cv": cmd_gp_cv,
-    "gp fit": cmd_gp_fit,
-    "gp predict": cmd_gp_predict,
-    "variants filter": cmd_variants_filter,
-    "variants dataset": cmd_variants_dataset,
-    "variants score": cmd_variants_score,
-    "variants ism": cmd_variants_ism,
-    "serve": cmd_serve,
-}
-
-
 def _usage() -> str:
     lines = ["usage: biolm <command> [key=value ...] [--cfg job]", "", "commands:"]
-    lines += [f"  {name:<16} {text}" for name, text in COMMANDS.items()]
+    width = max(map(len, HANDLERS)) + 1
+    lines += [f"  {name:<{width}} {_summary(name)}" for name in HANDLERS]
     try:
         groups = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name not in CONFIG_SUBDIRS.values())
         lines += ["", "config groups (choose with group=name):"]
@@ -381,10 +423,10 @@ def main(argv: list[str] | None = None) -> int:
     if overrides and f"{command} {overrides[0]}" in HANDLERS:
         command, overrides = f"{command} {overrides[0]}", overrides[1:]
     if command not in HANDLERS:
-        print(f"biolm: unknown command {command!r}; accepted: {', '.join(COMMANDS)}", file=sys.stderr)
+        print(f"biolm: unknown command {command!r}; accepted: {', '.join(HANDLERS)}", file=sys.stderr)
         return 2
     if any(a in ("-h", "--help") for a in overrides):
-        print(f"biolm {command}: {COMMANDS[command]}\n\n{_usage()}")
+        print("\n".join(_header(command) or [f"biolm {command}"]) + f"\n\n{_usage()}")
         return 0
     show_cfg = "--cfg" in overrides
     if show_cfg:
@@ -399,7 +441,10 @@ def main(argv: list[str] | None = None) -> int:
             print(OmegaConf.to_yaml(cfg))
             return 0
         _setup_logging()
-        HANDLERS[command](cfg)
+        from biolm.fitting import quiet_lightning_warnings
+
+        with quiet_lightning_warnings():
+            HANDLERS[command](cfg)
     except BiolmError as err:
         one_line = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
         print(f"biolm {command}: error: {one_line}", file=sys.stderr)
@@ -412,7 +457,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def app() -> None:
     """Console-script entry point (``biolm``)."""
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (biolm --help | head): not an error; keep Python from reporting it at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
+    sys.exit(code)
 
 
 if __name__ == "__main__":

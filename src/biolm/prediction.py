@@ -5,7 +5,7 @@ In: a loaded `Run` and `SequenceRecords` (or raw strings). Out: a DataFrame with
 ``prediction``. `biolm predict`, `biolm evaluate`, the test metrics written by `finetune`,
 the service and the variant scorer all come through `predict_records`, so they never disagree.
 
-Long inputs: when the run was trained with ``data.window.size`` (bases), each sequence is cut
+Long inputs: when the run was trained with ``data.window_bp`` (bases), each sequence is cut
 into windows (`biolm.data.windows`), every window is scored, and the per-window probabilities
 (or values) are aggregated per sequence by the run's ``predict.aggregate`` (mean, max or
 length-weighted mean). With ``predict.rc_average`` the reverse complement of every sequence is
@@ -25,11 +25,11 @@ import pandas as pd
 import torch
 
 from biolm.data.datasets import Collator, check_lengths, tokenize_records
-from biolm.data.genome import reverse_complement
 from biolm.data.io import SequenceRecords
 from biolm.data.windows import aggregate_windows, check_window, split_into_windows
 from biolm.errors import BiolmError
 from biolm.runs import Run, load_run
+from biolm.tokenizers.alphabet import reverse_complement
 
 
 @torch.inference_mode()
@@ -54,6 +54,15 @@ def _setting(run: Run, key: str, override):
     return (run.cfg.get("predict") or {}).get(key)
 
 
+def window_setting(data_cfg) -> tuple[int | None, int | None]:
+    """``(data.window_bp, data.window_stride_bp)`` of a run's ``data`` config; ``(None, None)``: windowing off."""
+    window_bp, stride_bp = data_cfg.get("window_bp"), data_cfg.get("window_stride_bp")
+    # Run folders saved before the rename hold data.window.size / data.window.stride; reading them
+    # here keeps an old run predicting exactly as it did (the CLI refuses the old keys as overrides).
+    old = data_cfg.get("window") or {}
+    return (window_bp if window_bp is not None else old.get("size"), stride_bp if stride_bp is not None else old.get("stride"))
+
+
 def predict_values(
     run: Run,
     records: SequenceRecords,
@@ -72,8 +81,7 @@ def predict_values(
         aggregate: window aggregation (default: the run's ``predict.aggregate``).
         rc_average: also score reverse complements and average (default: the run's ``predict.rc_average``).
     """
-    window_cfg = run.cfg.data.get("window") or {}
-    window = check_window(window_cfg.get("size"), window_cfg.get("stride"), run.tokenizer)
+    window = check_window(*window_setting(run.cfg.data), run.tokenizer)
     how = _setting(run, "aggregate", aggregate) or "mean"
     check_lengths(run.tokenizer, records)  # before windowing, so messages name whole records
     strands = [records]
@@ -108,8 +116,7 @@ def predict_records(
     rc_average: bool | None = None,
 ) -> pd.DataFrame:
     """Predict every record of a file-backed table (see `predict_values` for the options)."""
-    values = predict_values(run, records, batch_size, tokens, aggregate, rc_average)
-    return prediction_table(run, records.ids, values)
+    return run.objective.predict_table(run, records, batch_size, tokens, aggregate, rc_average)
 
 
 def predict(

@@ -35,6 +35,7 @@ from sklearn.metrics import (
 from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
+from biolm.prediction import window_setting
 from biolm.tasks.objectives import SequenceObjective, objective_for
 
 log = logging.getLogger(__name__)
@@ -251,9 +252,9 @@ def config_rows(cfg: DictConfig, spec: LabelSpec, params: tuple[int | None, int 
     rows.append(("seed", str(cfg.get("seed", "(not set)"))))
     if cfg.get("adapter") is not None:
         rows.append(("adapter", f"{_class_name(cfg.adapter)} ({_scalars(cfg.adapter)})"))
-    window = OmegaConf.select(cfg, "data.window", default=None)
-    if window is not None:
-        rows.append(("windows", _scalars(window) if isinstance(window, DictConfig) else str(window)))
+    window_bp, stride_bp = window_setting(cfg.get("data") or {})
+    if window_bp is not None:
+        rows.append(("windows", f"window_bp {window_bp}, window_stride_bp {stride_bp or window_bp}"))
     for split in ("train", "val", "test"):
         source = OmegaConf.select(cfg, f"data.{split}", default=None)
         if source:

@@ -104,7 +104,7 @@ def test_adapter_without_pretrained_weights_is_refused(tiny_task, tmp_path, caps
 
 
 def test_a_long_sequence_predicts_as_its_windows_aggregated_by_hand(tiny_task, tmp_path, tiny_model_overrides):
-    run_dir = _finetune(tiny_task, tmp_path, "win", "tokenizer=char", "data.window.size=20", "data.window.stride=10", *tiny_model_overrides[:4])
+    run_dir = _finetune(tiny_task, tmp_path, "win", "tokenizer=char", "data.window_bp=20", "data.window_stride_bp=10", *tiny_model_overrides[:4])
     run = api.load_run(run_dir)
     rng = np.random.default_rng(0)
     long_seq = "".join(rng.choice(list("ACGT"), 200))  # 10x the window

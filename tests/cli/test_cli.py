@@ -5,15 +5,19 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
 from biolm import api
-from biolm.cli import main
+from biolm.cli import CONFIG_SUBDIRS, HANDLERS, RENAMED_KEYS, main
+from biolm.resources import config_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -137,3 +141,77 @@ def test_compare_puts_runs_beside_published_numbers(trained_run, tmp_path):
     out = tmp_path / "cmp.csv"
     assert main(["compare", f"runs=[{trained_run}]", f"output={out}"]) == 0
     assert pd.read_csv(out)["model"].tolist() == ["tiny"]
+
+
+def _command_configs() -> dict[str, Path]:
+    """``biolm <command>`` -> its config: every configs/*.yaml, and configs/<sub>/*.yaml of the commands with their own root."""
+    files = list(config_dir().glob("*.yaml")) + [f for sub in CONFIG_SUBDIRS.values() for f in (config_dir() / sub).glob("*.yaml")]
+    return {f.stem.replace("_", " "): f for f in files}
+
+
+def test_every_command_config_has_one_function_and_every_function_a_config():
+    configs = _command_configs()
+    assert set(configs) == set(HANDLERS)
+    for name, path in configs.items():
+        first = path.read_text().splitlines()[0]
+        assert re.fullmatch(rf"# biolm {name}: \S.*", first), f"{path}: the first line is the help text, '# biolm {name}: <summary>'"
+
+
+def test_help_lists_every_command_and_a_command_shows_its_config_header(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in HANDLERS:
+        assert re.search(rf"^  {name} +\S", out, re.M), name
+    assert main(["variants", "score", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("biolm variants score: ") and "window_bp=512" in out.splitlines()[1]
+    assert main(["gp", "cv", "-h"]) == 0
+    assert capsys.readouterr().out.startswith("biolm gp cv: ")
+
+
+def test_unknown_command_is_one_line_and_exit_2(capsys):
+    assert main(["variants", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("biolm: unknown command 'variants'; accepted: ") and "variants score" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "old"),
+    [
+        (["finetune", "data.window.size=512"], "data.window.size"),
+        (["finetune", "data.window.stride=256"], "data.window.stride"),
+        (["variants", "score", "run=r", "window=512"], "window"),
+        (["variants", "ism", "+average_rc=true"], "average_rc"),
+    ],
+)
+def test_renamed_keys_are_refused_naming_the_new_key(capsys, argv, old):
+    assert main(argv) == 2
+    command = " ".join(a for a in argv if "=" not in a)
+    assert capsys.readouterr().err.strip() == f"biolm {command}: error: {old} was renamed {RENAMED_KEYS[old]}"
+
+
+def test_a_run_saved_with_the_old_window_keys_still_windows(trained_run, tiny_task, tmp_path):
+    seqs = pd.read_csv(tiny_task["test"])["sequence"].tolist()[:8]  # 60 bp: three 24-bp windows each
+    folders = {}
+    for layout, window in (("old", {"window": {"size": 24, "stride": 18}}), ("new", {"window_bp": 24, "window_stride_bp": 18})):
+        folder = shutil.copytree(trained_run, tmp_path / layout)
+        cfg = OmegaConf.load(folder / "config.yaml")
+        del cfg.data["window_bp"], cfg.data["window_stride_bp"]
+        cfg.data = OmegaConf.merge(cfg.data, window)
+        OmegaConf.save(cfg, folder / "config.yaml")
+        folders[layout] = folder
+    old = api.predict(folders["old"], seqs)["prob_1"].to_numpy()
+    assert old == pytest.approx(api.predict(folders["new"], seqs)["prob_1"].to_numpy(), abs=1e-7)
+    assert old != pytest.approx(api.predict(trained_run, seqs)["prob_1"].to_numpy(), abs=1e-6)
+
+
+def test_known_third_party_warnings_are_silenced_around_every_command(monkeypatch):
+    def noisy(cfg):
+        warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use `isinstance(treespec, TreeSpec)` instead.", FutureWarning, stacklevel=1)
+        warnings.warn("this one concerns the user", UserWarning, stacklevel=1)
+
+    monkeypatch.setitem(HANDLERS, "report", noisy)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["report"]) == 0
+    assert [str(w.message) for w in seen] == ["this one concerns the user"]

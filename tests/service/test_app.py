@@ -172,13 +172,16 @@ def test_settings_defaults_are_those_of_serve_yaml():
     cfg = OmegaConf.load(config_dir() / "serve.yaml")
     cfg.api_key = None  # an environment resolver; its default is null
     assert ServeSettings.from_config(cfg) == ServeSettings()
+    # every setting is a key of serve.yaml with the dataclass default (from_config skips nulls, so compare directly)
+    assert set(cfg) - {"run"} == set(ServeSettings.__dataclass_fields__)
+    assert {name: cfg[name] for name in ServeSettings.__dataclass_fields__} == dataclasses.asdict(ServeSettings())
     assert ServeSettings().host == "127.0.0.1"
     assert ServeSettings.from_config(OmegaConf.create({"api_key": 1234})).api_key == "1234"
 
 
 def test_long_inputs_are_windowed_like_the_api(loaded_run, test_sequences):
     cfg = OmegaConf.create(OmegaConf.to_container(loaded_run.cfg))
-    cfg.data.window = {"size": 24, "stride": 12}
+    cfg.data.window_bp, cfg.data.window_stride_bp = 24, 12
     windowed = dataclasses.replace(loaded_run, cfg=cfg)
     long_seqs = ["".join(test_sequences[:3]), test_sequences[3]]  # 180 bp (14 windows) and 60 bp
     expected = api.predict(windowed, long_seqs)["prob_1"].tolist()

@@ -65,6 +65,7 @@ def test_ref_mismatch_is_422_or_a_null_score_when_skipped(client, genome):
         ({"variants": [{"chrom": "chr7", "pos": 0, "ref": "A", "alt": "G"}]}, ["variants[0].pos"]),
         ({"variants": [{"chrom": "chr7", "pos": 10, "ref": "A", "alt": "Z"}]}, ["Z"]),
         ({"variants": [{"chrom": "chr7", "pos": 10, "ref": "A", "alt": "G"}] * 9}, ["at most 8"]),
+        ({"variants": [], "average_rc": True}, ["average_rc was renamed rc_average"]),
     ],
 )
 def test_bad_variant_requests_are_422(client, body, words):

@@ -35,7 +35,7 @@ def test_filter_dataset_score_ism(tmp_path, make_vcf, reference_fasta, clm_run, 
         f"chr1,{p},{chr1[p - 1]},{'A' if chr1[p - 1] != 'A' else 'C'},{lab}\n" for p, lab in ((30, "pathogenic"), (60, "benign"), (90, "benign"), (120, "pathogenic"))
     ))
     scores = tmp_path / "scores.tsv"
-    code = main(["variants", "score", f"run={clm_run}", f"vcf={calls}", f"ref={reference_fasta}", "window=64", f"out={scores}", f"labels={variant_labels}"])
+    code = main(["variants", "score", f"run={clm_run}", f"vcf={calls}", f"ref={reference_fasta}", "window_bp=64", f"out={scores}", f"labels={variant_labels}"])
     assert code == 0
     frame = pd.read_csv(scores, sep="\t")
     assert len(frame) == 4 and frame["score"].notna().all() and set(frame["window_bp"]) == {64}
@@ -46,7 +46,7 @@ def test_filter_dataset_score_ism(tmp_path, make_vcf, reference_fasta, clm_run, 
     assert annotated == pytest.approx(frame["score"].tolist(), rel=1e-5)
 
     ism = tmp_path / "ism"
-    assert main(["variants", "ism", f"run={clm_run}", f"ref={reference_fasta}", "region=chr1:101-110", "window=32", f"out={ism}"]) == 0
+    assert main(["variants", "ism", f"run={clm_run}", f"ref={reference_fasta}", "region=chr1:101-110", "window_bp=32", f"out={ism}"]) == 0
     grid = pd.read_csv(ism / "ism.tsv", sep="\t")
     assert len(grid) == 30 and sorted(grid["pos"].unique().tolist()) == list(range(101, 111))
     assert (grid["ref"] != grid["alt"]).all()

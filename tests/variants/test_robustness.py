@@ -42,16 +42,16 @@ def _variants(chr1: str) -> list[tuple]:
 # ---- 1. a contig shorter than the window ------------------------------------------------------
 
 
-@pytest.mark.parametrize("run_name, average_rc", [("clm_run", False), ("mlm_char_run", True)])
-def test_short_contig_scored_with_the_whole_contig_and_the_rest_unaffected(request, genome, chr1, run_name, average_rc):
+@pytest.mark.parametrize("run_name, rc_average", [("clm_run", False), ("mlm_char_run", True)])
+def test_short_contig_scored_with_the_whole_contig_and_the_rest_unaffected(request, genome, chr1, run_name, rc_average):
     run = request.getfixturevalue(run_name)
-    both = score_variants(run, _variants(chr1), genome, window_bp=WINDOW, average_rc=average_rc)
+    both = score_variants(run, _variants(chr1), genome, window_bp=WINDOW, rc_average=rc_average)
     assert both["score"].notna().all()
     assert both["window_bp"].tolist() == [40, WINDOW]
     assert both["note"].tolist() == ["contig_shorter_than_window: scored with a 40 bp window", ""]
-    alone = score_variants(run, _variants(chr1)[1:], genome, window_bp=WINDOW, average_rc=average_rc)
+    alone = score_variants(run, _variants(chr1)[1:], genome, window_bp=WINDOW, rc_average=rc_average)
     assert both["score"].iloc[1] == pytest.approx(alone["score"].iloc[0], abs=1e-6)
-    whole_contig = score_variants(run, _variants(chr1)[:1], genome, window_bp=40, average_rc=average_rc)
+    whole_contig = score_variants(run, _variants(chr1)[:1], genome, window_bp=40, rc_average=rc_average)
     assert both["score"].iloc[0] == pytest.approx(whole_contig["score"].iloc[0], abs=1e-6)
 
 
@@ -73,13 +73,13 @@ def test_cli_score_and_ism_on_a_short_contig(tmp_path, genome, chr1, clm_run, ma
     rows = [f"{c}\t{p}\t.\t{r}\t{a}\t50\tPASS\tDP=20" for c, p, r, a in _variants(chr1)]
     vcf = make_vcf(tmp_path / "short_contig.vcf", rows)
     out = tmp_path / "s.tsv"
-    assert main(["variants", "score", f"run={clm_run}", f"vcf={vcf}", f"ref={genome}", f"window={WINDOW}", f"out={out}"]) == 0
+    assert main(["variants", "score", f"run={clm_run}", f"vcf={vcf}", f"ref={genome}", f"window_bp={WINDOW}", f"out={out}"]) == 0
     table = pd.read_csv(out, sep="\t")
     assert table["score"].notna().all() and table["window_bp"].tolist() == [40, WINDOW]
     assert [r.INFO.get("BIOLM_SCORE") is not None for r in VCF(str(tmp_path / "s.vcf.gz"))] == [True, True]
     ism = in_silico_mutagenesis(clm_run, genome, "chrS:1-40", output=tmp_path / "ism", window_bp=WINDOW)
     assert len(ism) == 120 and set(ism["window_bp"]) == {40} and ism["score"].notna().all()
-    assert main(["variants", "ism", f"run={clm_run}", f"ref={genome}", "region=chrS:11-15", f"window={WINDOW}", f"out={tmp_path / 'ism2'}"]) == 0
+    assert main(["variants", "ism", f"run={clm_run}", f"ref={genome}", "region=chrS:11-15", f"window_bp={WINDOW}", f"out={tmp_path / 'ism2'}"]) == 0
     assert set(pd.read_csv(tmp_path / "ism2" / "ism.tsv", sep="\t")["window_bp"]) == {40}
 
 
@@ -110,7 +110,7 @@ def test_sites_only_vcf_in_every_command(tmp_path, make_vcf, reference_fasta, ch
     assert main(["variants", "filter", f"in={sites}", f"out={tmp_path / 'f.vcf.gz'}", "min_qual=30"]) == 0
     assert [r.POS for r in VCF(str(tmp_path / "f.vcf.gz"))] == [30, 120]
 
-    assert main(["variants", "score", f"run={clm_run}", f"vcf={sites}", f"ref={reference_fasta}", "window=32", f"out={tmp_path / 's.tsv'}"]) == 0
+    assert main(["variants", "score", f"run={clm_run}", f"vcf={sites}", f"ref={reference_fasta}", "window_bp=32", f"out={tmp_path / 's.tsv'}"]) == 0
     assert pd.read_csv(tmp_path / "s.tsv", sep="\t")["score"].notna().sum() == 3
 
 
@@ -197,7 +197,7 @@ def test_variant_labels_listing_a_variant_twice(tmp_path, make_vcf, reference_fa
     labels = tmp_path / "labels.csv"
     ref, alt = chr1[29], _alt(chr1[29])
     labels.write_text(f"chrom,pos,ref,alt,label\nchr1,30,{ref},{alt},pathogenic\nchr1,60,{chr1[59]},{_alt(chr1[59])},benign\n1,30,{ref.lower()},{alt},benign\n")
-    args = ["variants", "score", f"run={clm_run}", f"vcf={vcf}", f"ref={reference_fasta}", "window=32", f"out={tmp_path / 's.tsv'}", f"labels={labels}"]
+    args = ["variants", "score", f"run={clm_run}", f"vcf={vcf}", f"ref={reference_fasta}", "window_bp=32", f"out={tmp_path / 's.tsv'}", f"labels={labels}"]
     assert main(args) == 2
     err = _one_line(capsys)
     assert f"{labels} line 4: variant 1:30 {ref.lower()}>{alt} is listed again (first on line 2; labels 'pathogenic' and 'benign')" in err

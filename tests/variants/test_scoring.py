@@ -33,7 +33,7 @@ def snvs(chr1) -> pd.DataFrame:
 def _manual_ll(run, seq: str) -> float:
     ids = torch.from_numpy(run.tokenizer.encode_batch([seq])[0]).unsqueeze(0)
     with torch.no_grad():
-        logits = run.model(ids, torch.ones_like(ids, dtype=torch.bool))
+        logits = run.model(ids, torch.ones_like(ids, dtype=torch.bool)).logits
     return -float(torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:], reduction="sum"))
 
 
@@ -79,7 +79,7 @@ def test_mlm_char_masked_marginal_by_hand(mlm_char_run, reference_fasta, snvs):
         masked = ids.clone()
         masked[0, position] = tok.mask_id
         with torch.no_grad():
-            logp = torch.log_softmax(run.model(masked, torch.ones_like(ids, dtype=torch.bool))[0, position], -1)
+            logp = torch.log_softmax(run.model(masked, torch.ones_like(ids, dtype=torch.bool)).logits[0, position], -1)
         expected = float(logp[tok.encode_batch([a])[0][position]] - logp[ids[0, position]])
         assert scores[i] == pytest.approx(expected, abs=1e-4)
 
@@ -109,7 +109,7 @@ def test_supervised_score_is_the_prediction_difference(classifier_run, reference
 
     scores = score_variants(run, snvs, ref, WINDOW)
     np.testing.assert_allclose(scores["score"], diff(plus), atol=1e-6)
-    averaged = score_variants(run, snvs, ref, WINDOW, average_rc=True)
+    averaged = score_variants(run, snvs, ref, WINDOW, rc_average=True)
     np.testing.assert_allclose(averaged["score"], (diff(plus) + diff(minus)) / 2, atol=1e-6)
     assert set(scores["method"]) == {"supervised_diff"} and set(averaged["strand"]) == {"both"}
 
@@ -160,6 +160,6 @@ def test_mlm_kmer_masked_marginal_by_hand(mlm_kmer_run, reference_fasta, snvs, s
         masked = ids.clone()
         masked[0, positions] = tok.mask_id
         with torch.no_grad():
-            logp = torch.log_softmax(run.model(masked, torch.ones_like(ids, dtype=torch.bool))[0], -1)
+            logp = torch.log_softmax(run.model(masked, torch.ones_like(ids, dtype=torch.bool)).logits[0], -1)
         expected = sum(float(logp[p, alt_ids[p]] - logp[p, ids[0, p]]) for p in positions)
         assert scores[i] == pytest.approx(expected, abs=1e-4)

@@ -46,7 +46,7 @@ def tokenize_records(tokenizer, records: SequenceRecords, max_tokens: int | None
         tokens = [truncate_tokens(tokenizer, ids, max_tokens) for ids in tokens]
         if cut:
             log.warning(
-                "%s: %d of %d sequences truncated to %d tokens (the model's limit; data.window.size cuts long inputs into windows instead)",
+                "%s: %d of %d sequences truncated to %d tokens (the model's limit; data.window_bp cuts long inputs into windows instead)",
                 records.source,
                 cut,
                 len(tokens),

@@ -53,7 +53,7 @@ class Windows:
 
 
 def check_window(size_bp: int | None, stride_bp: int | None, tokenizer=None) -> tuple[int, int] | None:
-    """Validate ``data.window`` (None: windowing off); the stride defaults to the size.
+    """Validate ``data.window_bp`` / ``data.window_stride_bp`` (None: windowing off); the stride defaults to the size.
 
     With ``tokenizer``, also refuse windows shorter than its ``min_length_bp``.
     """
@@ -61,9 +61,9 @@ def check_window(size_bp: int | None, stride_bp: int | None, tokenizer=None) -> 
         return None
     stride_bp = size_bp if stride_bp is None else stride_bp
     if not (int(size_bp) >= 1 and 1 <= int(stride_bp) <= int(size_bp)):
-        raise BiolmError(f"data.window: size={size_bp}, stride={stride_bp} (accepted: size >= 1 bases and 1 <= stride <= size)")
+        raise BiolmError(f"data.window_bp={size_bp}, data.window_stride_bp={stride_bp}: accepted: window_bp >= 1 base and 1 <= window_stride_bp <= window_bp")
     if tokenizer is not None and int(size_bp) < tokenizer.min_length_bp:
-        raise BiolmError(f"data.window.size={size_bp}: {tokenizer.length_rule}; use windows of at least {tokenizer.min_length_bp} bases")
+        raise BiolmError(f"data.window_bp={size_bp}: {tokenizer.length_rule}; use windows of at least {tokenizer.min_length_bp} bases")
     return int(size_bp), int(stride_bp)
 
 

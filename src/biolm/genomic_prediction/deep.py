@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import warnings
 
 import lightning as L
 import numpy as np
@@ -20,6 +19,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
+
+from biolm.fitting import quiet_lightning_warnings
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,7 @@ class DeepRegressor:
             enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
             callbacks=[best, L.pytorch.callbacks.EarlyStopping("val/mse", patience=self.patience, mode="min")],
         )
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        with quiet_lightning_warnings():
             trainer.fit(task, train_loader, val_loader)
         if best.state is not None:
             network.load_state_dict(best.state)

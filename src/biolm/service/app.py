@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 
 from biolm.errors import BiolmError, InvalidSequenceError
-from biolm.prediction import predict
+from biolm.prediction import predict, window_setting
 from biolm.runs import Run, count_parameters, load_run
 from biolm.service.batching import MicroBatcher
 from biolm.service.middleware import AccessLogMiddleware, BodyLimitMiddleware
@@ -158,7 +158,7 @@ def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:
     metrics = {key: None if isinstance(value, float) and not math.isfinite(value) else value for key, value in metrics.items()}
     max_tokens = run.max_tokens
     per_token = float(run.tokenizer.bases_per_token)
-    windowing = run.cfg.data.get("window") or {}
+    window_bp, stride_bp = window_setting(run.cfg.data)
     settings_of_predict = run.cfg.get("predict") or {}
     window = {
         "max_tokens": max_tokens,
@@ -166,8 +166,8 @@ def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:
         "max_bp": int(max_tokens * per_token) if max_tokens else None,
         "min_length_bp": int(run.tokenizer.min_length_bp),
         # long inputs: cut into windows of size_bp (every stride_bp), scores aggregated per sequence
-        "size_bp": windowing.get("size"),
-        "stride_bp": windowing.get("stride"),
+        "size_bp": window_bp,
+        "stride_bp": stride_bp,
         "aggregate": settings_of_predict.get("aggregate") or "mean",
         "rc_average": bool(settings_of_predict.get("rc_average") or False),
     }

@@ -17,7 +17,8 @@ import math
 from typing import Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from biolm.errors import BiolmError
 from biolm.runs import Run
@@ -45,8 +46,16 @@ class VariantRequest(BaseModel):
     variants: list[Variant]
     window_bp: int | None = Field(default=None, ge=8, le=2**31, description="Bases per window centred on each variant (default: the server's).")
     strand: Literal["+", "-"] = "+"
-    average_rc: bool = Field(default=False, description="Average the score over both strands.")
+    rc_average: bool = Field(default=False, description="Average the score over both strands.")
     on_ref_mismatch: Literal["error", "skip"] = Field(default="error", description="skip: a REF that does not match gets score null and a note.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_renamed(cls, data):
+        """The field's old name gets an answer naming the new one, not just "extra inputs are not permitted"."""
+        if isinstance(data, dict) and "average_rc" in data:
+            raise PydanticCustomError("renamed", "average_rc was renamed rc_average")
+        return data
 
 
 class VariantScore(BaseModel):
@@ -104,7 +113,7 @@ def add_variant_route(app: FastAPI, run: Run, settings, dependencies: list) -> N
                 window_bp=window_bp,
                 batch_size=settings.max_batch,
                 strand=body.strand,
-                average_rc=body.average_rc,
+                rc_average=body.rc_average,
                 on_ref_mismatch=body.on_ref_mismatch,
             )
 

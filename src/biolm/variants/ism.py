@@ -83,7 +83,7 @@ def in_silico_mutagenesis(
     output: str | Path | None = None,
     window_bp: int = 512,
     batch_size: int = 32,
-    average_rc: bool = False,
+    rc_average: bool = False,
     aliases: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Score every substitution of a region; optionally write ``ism.tsv`` and ``ism.png`` to ``output``.
@@ -99,7 +99,7 @@ def in_silico_mutagenesis(
     """
     reference = reference if isinstance(reference, Reference) else Reference(reference, aliases)
     variants = mutagenesis_variants(reference, region)
-    scores = score_variants(run, variants, reference, window_bp=window_bp, batch_size=batch_size, average_rc=average_rc)
+    scores = score_variants(run, variants, reference, window_bp=window_bp, batch_size=batch_size, rc_average=rc_average)
     if output is not None:
         folder = Path(output)
         folder.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def score_vcf(
     window_bp: int = 512,
     batch_size: int = 32,
     strand: str = "+",
-    average_rc: bool = False,
+    rc_average: bool = False,
     on_ref_mismatch: str = "error",
     labels: str | None = None,
     label_column: str = "label",
@@ -105,7 +105,7 @@ def score_vcf(
         table = table[(table["ref"].str.len() == 1) & (table["alt"].str.len() == 1)]
     if table.empty:
         raise BiolmError(f"vcf: no variants left to score in {vcf} (region={region}, snvs_only={snvs_only})")
-    scores = score_variants(run, table, ref, window_bp, batch_size, strand, average_rc, on_ref_mismatch)
+    scores = score_variants(run, table, ref, window_bp, batch_size, strand, rc_average, on_ref_mismatch)
     metrics = None
     if labels:
         scores = attach_labels(scores, labels, label_column)

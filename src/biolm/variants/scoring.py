@@ -13,9 +13,9 @@ cannot score it, with the reason in ``note``):
   per base for characters), and the score is ``sum_t log p(alt token_t) - log p(ref token_t)``
   over those masked tokens, from the same forward pass.
 - ``supervised_diff`` (fine-tuned run): ``f(alt window) - f(ref window)``, ``f`` the positive
-  class probability (binary) or the value (regression), from `biolm.api.predict`.
+  class probability (binary) or the value (regression), from `biolm.prediction.predict`.
 
-``average_rc`` averages each score over the plus-strand and the reverse-complement windows.
+``rc_average`` averages each score over the plus-strand and the reverse-complement windows.
 
 Short contigs: a variant on a contig (FASTA record) shorter than ``window_bp`` is scored with the
 longest window the contig holds; the ``window_bp`` column gives the window used per variant and
@@ -26,7 +26,6 @@ note. The other variants are scored as without it.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -100,24 +99,20 @@ def clm_log_likelihood(run: LanguageModelRun, sequences: Sequence[str], batch_si
     out = np.empty(len(ids), dtype=np.float64)
     for start in range(0, len(ids), batch_size):
         input_ids, mask = _padded(ids[start : start + batch_size], run.tokenizer.pad_id)
-        logp = torch.log_softmax(run.model(input_ids, mask).float(), dim=-1)  # (B, T, V)
+        logp = torch.log_softmax(run.model(input_ids, mask).logits.float(), dim=-1)  # (B, T, V)
         target = input_ids[:, 1:]
         token_lp = logp[:, :-1].gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
         out[start : start + len(input_ids)] = (token_lp * mask[:, 1:]).sum(dim=1).double().numpy()
     return out
 
 
-def _token_span(tokenizer, offset: int, length: int, n_tokens: int) -> tuple[int, int]:
-    """Token indices ``[lo, hi)`` (specials included) whose bases overlap ``[offset, offset+length)``."""
-    first = 1 if getattr(tokenizer, "add_special_tokens", True) else 0
-    kind = getattr(tokenizer, "kind", None)
-    if kind == "kmer":
-        k, stride = tokenizer.k, tokenizer.stride
-        lo = max(0, math.ceil((offset - k + 1) / stride))
-        hi = (offset + length - 1) // stride + 1
-    else:
-        lo, hi = offset, offset + length
-    return first + lo, min(first + hi, n_tokens - (1 if first else 0))
+def _token_span(tokenizer, offset: int, length: int, window: str | int) -> tuple[int, int]:
+    """Token indices ``[lo, hi)`` (specials included) whose bases overlap ``[offset, offset+length)`` of ``window``.
+
+    ``window`` is the window sequence (or, for char and k-mer tokenizers, its length in bases); the
+    tokenizer's geometry decides which tokens hold those bases (`DnaTokenizer.tokens_covering`).
+    """
+    return tokenizer.tokens_covering(window, offset, offset + length)
 
 
 @torch.inference_mode()
@@ -136,11 +131,11 @@ def mlm_masked_marginal(run: LanguageModelRun, ref: Sequence[str], alt: Sequence
         alt_tensor, _ = _padded(alt_ids[start:stop], tokenizer.pad_id)
         picked = torch.zeros_like(mask)
         for row, i in enumerate(range(start, stop)):
-            lo, hi = _token_span(tokenizer, int(offsets[i]), int(lengths[i]), len(ref_ids[i]))
+            lo, hi = _token_span(tokenizer, int(offsets[i]), int(lengths[i]), ref[i])
             picked[row, lo:hi] = True
         masked = input_ids.masked_fill(picked, tokenizer.mask_id)
         # The LM head only at the masked tokens: (N, V) for the N True cells of `picked`, row-major.
-        logp = torch.log_softmax(run.model(masked, mask, positions=picked).float(), dim=-1)
+        logp = torch.log_softmax(run.model(masked, mask, positions=picked).logits.float(), dim=-1)
         cells = torch.arange(logp.shape[0])
         gain = logp[cells, alt_tensor[picked]] - logp[cells, input_ids[picked]]  # (N,)
         rows = picked.nonzero()[:, 0]
@@ -152,7 +147,7 @@ def _check_length(run, ids) -> None:
     limit = getattr(run.model, "max_tokens", None)
     longest = max((len(x) for x in ids), default=0)
     if limit and longest > limit:
-        raise BiolmError(f"window: {longest} tokens per window exceed the model's limit of {limit}; lower window=")
+        raise BiolmError(f"window_bp: {longest} tokens per window exceed the model's limit of {limit}; lower window_bp=")
 
 
 def _strand_scores(run, windows, method: str, batch_size: int) -> tuple[np.ndarray, list[str]]:
@@ -188,7 +183,7 @@ def score_variants(
     window_bp: int = 512,
     batch_size: int = 32,
     strand: str = "+",
-    average_rc: bool = False,
+    rc_average: bool = False,
     on_ref_mismatch: str = "error",
     aliases: dict[str, str] | None = None,
 ) -> pd.DataFrame:
@@ -201,7 +196,7 @@ def score_variants(
         window_bp: bases per window, centred on each variant (fewer on a contig shorter than that).
         batch_size: windows per forward pass.
         strand: ``+`` or ``-`` (reverse-complemented windows).
-        average_rc: average the score over both strands (``strand`` is then ignored).
+        rc_average: average the score over both strands (``strand`` is then ignored).
         on_ref_mismatch: ``error`` or ``skip`` (NaN score, ``note`` says why).
         aliases: contig aliases when ``reference`` is a path.
 
@@ -229,7 +224,7 @@ def score_variants(
     scores = np.full(len(frame), np.nan)
     picked = frame[usable]
     if len(picked):
-        strands = ["+", "-"] if average_rc else [strand]
+        strands = ["+", "-"] if rc_average else [strand]
         per_strand = []
         for one in strands:
             windows = variant_windows(picked, reference, window_bp, one)
@@ -242,7 +237,7 @@ def score_variants(
     frame["method"] = method
     frame["model"] = str(loaded.path)
     frame["window_bp"] = widths
-    frame["strand"] = "both" if average_rc else strand
+    frame["strand"] = "both" if rc_average else strand
     frame["note"] = notes
     log.info("%s: %d of %d variants scored (%s, window %d bp)", loaded.path, int(np.isfinite(scores).sum()), len(frame), method, window_bp)
     if shortened.any():

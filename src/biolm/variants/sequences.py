@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from biolm.data.genome import reverse_complement
 from biolm.errors import BiolmError
+from biolm.tokenizers.alphabet import reverse_complement
 from biolm.variants.reference import Reference, parse_region
 from biolm.variants.vcf import read_genotypes
 
@@ -161,9 +161,9 @@ def window_width(reference: Reference, chrom: str, pos: int, ref: str, alt: str,
         BiolmError: ``window_bp`` is shorter than the variant's alleles (a window too short everywhere).
     """
     if window_bp < 2:
-        raise BiolmError(f"window: {window_bp} bp is too short (at least 2)")
+        raise BiolmError(f"window_bp: {window_bp} bp is too short (at least 2)")
     if len(alt) > window_bp or len(ref) > window_bp:
-        raise BiolmError(f"window: {window_bp} bp is shorter than the variant {chrom}:{pos} {ref}>{alt}; raise window=")
+        raise BiolmError(f"window_bp: {window_bp} bp is shorter than the variant {chrom}:{pos} {ref}>{alt}; raise window_bp=")
     start = int(pos) - 1
     bounds = reference.record_bounds(chrom, start, start + len(ref))
     if bounds is None:
@@ -192,7 +192,7 @@ def variant_windows(variants: pd.DataFrame, reference: Reference, window_bp: int
             if bounds is None:
                 reference.fetch(chrom, start, start + len(ref))  # raises: contig absent or variant outside it
             raise BiolmError(
-                f"window: {chrom}:{pos} {ref}>{alt}: its contig in {reference.path} holds only {bounds[1] - bounds[0]} bp, "
+                f"window_bp: {chrom}:{pos} {ref}>{alt}: its contig in {reference.path} holds only {bounds[1] - bounds[0]} bp, "
                 "too few for the variant's ref and alt windows"
             )
         first, last = reference.record_bounds(chrom, start, start + len(ref))
