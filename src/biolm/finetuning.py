@@ -24,7 +24,7 @@ from biolm.data.windows import check_window, split_into_windows
 from biolm.errors import BiolmError
 from biolm.evaluation import compute_metrics
 from biolm.fitting import publish, staging_dir, training_stage
-from biolm.models import build_sequence_model
+from biolm.models import pin_pretrained
 from biolm.models.adapters import adapter_bytes, adapter_name, apply_adapter, is_adapted, write_base_record
 from biolm.prediction import predict_records
 from biolm.report import write_report
@@ -75,7 +75,7 @@ class SequenceRecipe(Recipe):
     """
 
     def prepare(self, cfg: DictConfig) -> Job:
-        pretrained = _adopt_pretrained(cfg) if cfg.get("init_from") else None
+        pretrained = adopt_pretrained(cfg) if cfg.get("init_from") else None
         adapter = adapter_name(cfg.get("adapter"))
         if adapter != "none" and pretrained is None:
             raise BiolmError(f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run>")
@@ -85,7 +85,8 @@ class SequenceRecipe(Recipe):
         train = splits["train"]
         objective = objective_cls.fit(train.labels, train.where, delimiter=cfg.data.label_delimiter, positive_label=cfg.task.get("positive_label"))
         spec = objective.labels
-        model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, spec.num_outputs)
+        model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+        pin_pretrained(cfg.model, model.trunk)
         if pretrained:
             load_trunk(model, pretrained)
             log.info("init_from %s: trunk weights loaded", pretrained)
@@ -108,14 +109,7 @@ class SequenceRecipe(Recipe):
             f" | adapter: {adapter}" if adapter != "none" else "",
         )
 
-        final = Path(cfg.output_dir) / _run_name(cfg)
-        stage, resume_from = training_stage(final, cfg)
-        if (resume_from is None or not (stage / "config.yaml").exists()) and rank_zero_only.rank == 0:
-            OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
-            tokenizer.save(stage / "tokenizer")
-            spec.to_json(stage / "labels.json")
-            if adapter != "none":
-                write_base_record(stage / "adapter", pretrained)
+        final, stage, resume_from = stage_run(cfg, tokenizer, spec, pretrained if adapter != "none" else None)
 
         monitor = f"val/{cfg.task.monitor}"
         mode = metric_mode(cfg.task.monitor)
@@ -215,20 +209,33 @@ def merge_adapter(run: Run | str | Path, out: str | Path, overwrite: bool = Fals
     return final
 
 
+def stage_run(cfg: DictConfig, tokenizer, spec, adapter_base: Path | None) -> tuple[Path, Path, Path | None]:
+    """``(final, stage, resume_from)`` of a fine-tune: the staging folder (fresh, or kept for
+    ``ckpt=last``) with the run's config, tokenizer and labels written by rank 0."""
+    final = Path(cfg.output_dir) / _run_name(cfg)
+    stage, resume_from = training_stage(final, cfg)
+    if (resume_from is None or not (stage / "config.yaml").exists()) and rank_zero_only.rank == 0:
+        OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
+        tokenizer.save(stage / "tokenizer")
+        spec.to_json(stage / "labels.json")
+        if adapter_base is not None:
+            write_base_record(stage / "adapter", adapter_base)
+    return final, stage, resume_from
+
+
 def _training_records(cfg: DictConfig, splits: dict[str, SequenceRecords], tokenizer, max_tokens: int | None) -> dict[str, SequenceRecords]:
-    """Train/val records as the model sees them: cut into ``data.window`` windows (each with its
+    """Train/val records as the model sees them: cut into ``data.window_bp`` windows (each with its
     sequence's label) when windowing is on; test records stay whole (prediction windows them)."""
-    window_cfg = cfg.data.get("window") or {}
-    window = check_window(window_cfg.get("size"), window_cfg.get("stride"))
+    window = check_window(cfg.data.get("window_bp"), cfg.data.get("window_stride_bp"))
     if window is None:
         return dict(splits)
-    check_window_fits(tokenizer, window[0], max_tokens, "data.window.size")
+    check_window_fits(tokenizer, window[0], max_tokens, "data.window_bp")
     out = {name: split_into_windows(records, *window).records for name, records in splits.items() if name != "test"}
     out["test"] = splits["test"]
     return out
 
 
-def _adopt_pretrained(cfg: DictConfig) -> Path:
+def adopt_pretrained(cfg: DictConfig) -> Path:
     """Point ``cfg.tokenizer`` and ``cfg.model.trunk`` at those of the pretrained run ``cfg.init_from``."""
     source = Path(cfg.init_from)
     missing = [name for name in ("config.yaml", "tokenizer", "model.safetensors") if not (source / name).exists()]

@@ -58,12 +58,13 @@ class LanguageModelRecipe(Recipe):
         from lightning.pytorch.utilities import rank_zero_only
 
         from biolm.data.pretraining import GenomeDataModule
-        from biolm.models import build_language_model
+        from biolm.models import build_language_model, pin_pretrained
         from biolm.tasks.language_model import LanguageModelTask
 
         tokenizer = instantiate_config(cfg.tokenizer, "tokenizer")
         datamodule = GenomeDataModule(cfg.data, tokenizer, int(cfg.seed))
         model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+        pin_pretrained(cfg.model, model.trunk)
         check_window_fits(tokenizer, int(cfg.data.window_bp), model.max_tokens, "data.window_bp")
         run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or default_run_name(f"pretrain-{cfg.objective.name}"))
         resume_from = resume_checkpoint(cfg, run_dir)

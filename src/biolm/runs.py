@@ -38,7 +38,6 @@ from safetensors.torch import load_file
 from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError, find_user_error
-from biolm.models import build_sequence_model
 from biolm.tokenizers import load_tokenizer
 
 REQUIRED_FILES = ("config.yaml", "labels.json", "model.safetensors", "tokenizer")
@@ -171,8 +170,12 @@ def load_run(path: str | Path) -> Run:
         tokenizer = load_tokenizer(run_dir / "tokenizer")
     with run_file(run_dir / "labels.json", "not a readable label file"):
         labels = LabelSpec.from_json(run_dir / "labels.json")
+    with run_file(run_dir / "labels.json", "names no known task objective"):
+        from biolm.tasks.objectives import objective_for
+
+        objective = objective_for(labels)
     with run_file(run_dir / "config.yaml", "its model section does not build"):
-        model = build_sequence_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, labels.num_outputs)
+        model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
     if adapted:
         with run_file(adapter_dir, "cannot load the adapter onto its base run"):
             load_trunk(model, check_base(adapter_dir))
@@ -180,7 +183,9 @@ def load_run(path: str | Path) -> Run:
     else:
         _load_weights(model, run_dir / "model.safetensors")
     model.eval()
-    return Run(run_dir, cfg, tokenizer, labels, model)
+    run = Run(run_dir, cfg, tokenizer, labels, model)
+    run._objective = objective
+    return run
 
 
 def load_trunk(model: torch.nn.Module, source: Path) -> None:

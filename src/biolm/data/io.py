@@ -5,24 +5,23 @@ Out: a `SequenceRecords` table: ids, sequences, optional raw label strings, and 
 record the place it came from (``file line N``) so that later checks can name it.
 
 Every user mistake (missing or empty file, FASTA without headers, missing column, unknown
-format) raises `BiolmError` with the file and line or column at fault.
+format) raises `BiolmError` with the file and line or column at fault. `atomic_path` lives in
+`biolm.atomic` and is re-exported here for the writers that import it from this module.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import io
 import os
 import sys
-import tempfile
 import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from biolm.atomic import atomic_path
 from biolm.errors import BiolmError
 
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fas", ".ffn")
@@ -337,34 +336,12 @@ def first_duplicate(ids: list[str]) -> tuple[int, int] | None:
     return None
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        if os.path.exists(tmp):
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def write_table(frame: pd.DataFrame, path: str) -> None:
-    """Write a table atomically (CSV, TSV or Parquet by suffix; ``-`` writes CSV to stdout)."""
+    """Write a table atomically (CSV, TSV or Parquet by suffix; ``-`` writes CSV to stdout).
+
+    ``.bed`` writes interval tables (columns ``id``, ``start``, ``end``, ``label`` and optionally
+    ``mean_prob``, e.g. predicted segments) as BED: ``chrom start end name [score]``, no header.
+    """
     if path == "-":
         frame.to_csv(sys.stdout, index=False)
         return
@@ -372,10 +349,17 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
     compression = "gzip" if name.endswith(".gz") else None
     stem = name[:-3] if compression else name
     suffix = Path(stem).suffix
-    if suffix not in (".csv", ".tsv", ".parquet", ".pq"):
-        raise BiolmError(f"output: unknown table format {suffix or '(no suffix)'!r}; accepted: .csv, .tsv, .parquet")
+    if suffix not in (".csv", ".tsv", ".parquet", ".pq", ".bed"):
+        raise BiolmError(f"output: unknown table format {suffix or '(no suffix)'!r}; accepted: .csv, .tsv, .parquet, .bed (intervals)")
+    if suffix == ".bed":
+        missing = [c for c in ("id", "start", "end", "label") if c not in frame.columns]
+        if missing:
+            raise BiolmError(f"output: {path}: BED needs interval columns (id, start, end, label); this table has {', '.join(map(str, frame.columns))}")
+        frame = frame[[c for c in ("id", "start", "end", "label", "mean_prob") if c in frame.columns]]
     with atomic_path(path) as tmp:
-        if suffix in (".parquet", ".pq"):
+        if suffix == ".bed":
+            frame.to_csv(tmp, sep="\t", index=False, header=False, compression=compression)
+        elif suffix in (".parquet", ".pq"):
             frame.to_parquet(tmp, index=False)
         else:
             frame.to_csv(tmp, sep="\t" if suffix == ".tsv" else ",", index=False, compression=compression)

@@ -17,6 +17,7 @@ on the original label scale.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -65,9 +66,36 @@ class SequenceObjective:
         """Width of the model's output layer."""
         return self.labels.num_outputs
 
+    @classmethod
+    def example_labels(cls, rng: np.random.Generator, n: int) -> list[str]:
+        """``n`` labels in this objective's format (for `example_data`)."""
+        raise NotImplementedError
+
+    @classmethod
+    def example_data(cls, folder: Path, rows: int = 48) -> dict[str, str]:
+        """Write a tiny random data set in this objective's format; returns ``data.*`` overrides.
+
+        For smoke tests and documentation: every task config can be trained and used for
+        prediction without a hand-written fixture (``tests/tasks/test_task_contract.py``).
+        """
+        rng = np.random.default_rng(0)
+        out = {}
+        for split in ("train", "val", "test"):
+            sequences = ["".join(rng.choice(list("ACGT"), size=40)) for _ in range(rows)]
+            path = Path(folder) / f"{split}.csv"
+            pd.DataFrame({"id": [f"{split}{i}" for i in range(rows)], "sequence": sequences, "label": cls.example_labels(rng, rows)}).to_csv(path, index=False)
+            out[split] = str(path)
+        return out
+
     @property
     def classes(self) -> list[str]:
         return self.labels.classes
+
+    def build_model(self, model_cfg, vocab_size: int, pad_token_id: int) -> torch.nn.Module:
+        """The network for this objective from a model config (trunk + a sequence head)."""
+        from biolm.models import build_sequence_model
+
+        return build_sequence_model(model_cfg, vocab_size, pad_token_id, self.num_outputs)
 
     def encode(self, labels: Sequence[str], where: Callable[[int], str]) -> np.ndarray:
         """Raw label strings -> training targets (errors name the record)."""
@@ -85,6 +113,10 @@ class SequenceObjective:
         """Encoded targets -> what the metrics compare `activation` with."""
         return targets.long()
 
+    def update_metrics(self, metrics: tm.MetricCollection, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        """Feed one batch of logits and encoded targets to `metrics`."""
+        metrics.update(self.activation(logits), self.metric_targets(targets))
+
     def metrics(self, split: str = "evaluated set") -> tm.MetricCollection:
         """The metric collection (names users monitor: ``auroc``, ``mcc``, ...); ``split`` names the records in notes."""
         return m.build_metrics(self.name, max(len(self.classes), 1), self.classes, split)
@@ -96,6 +128,12 @@ class SequenceObjective:
     def to_frame(self, ids: Sequence[str], values: np.ndarray) -> pd.DataFrame:
         """Per-sequence values -> the prediction table: ``id``, ``prob_<class>`` columns and ``prediction``."""
         raise NotImplementedError
+
+    def predict_table(self, run, records, batch_size: int = 64, tokens=None, aggregate: str | None = None, rc_average: bool | None = None) -> pd.DataFrame:
+        """The prediction table of ``records`` (see `biolm.prediction.predict_values` for the options)."""
+        from biolm.prediction import predict_values
+
+        return self.to_frame(records.ids, predict_values(run, records, batch_size, tokens, aggregate, rc_average))
 
     def probabilities(self, frame: pd.DataFrame) -> list[dict[str, float]] | None:
         """Per-row class probabilities of a prediction table (None: the objective predicts values)."""
@@ -131,6 +169,10 @@ class BinaryClassification(SequenceObjective):
     plots = ("roc", "pr", "confusion")
     scores_variant_effects = True
 
+    @classmethod
+    def example_labels(cls, rng, n):
+        return [str(i % 2) for i in range(n)]
+
     def loss(self, logits, targets, weights=None):
         per_sample = None if weights is None else weights[targets.long()]
         return F.binary_cross_entropy_with_logits(logits.float()[:, 0], targets.float(), weight=per_sample)
@@ -161,6 +203,10 @@ class MulticlassClassification(SequenceObjective):
     stratify = True
     plots = ("roc", "pr", "confusion")
 
+    @classmethod
+    def example_labels(cls, rng, n):
+        return [("a", "b", "c")[i % 3] for i in range(n)]
+
     def loss(self, logits, targets, weights=None):
         return F.cross_entropy(logits.float(), targets.long(), weight=weights)
 
@@ -178,6 +224,10 @@ class MultilabelClassification(SequenceObjective):
 
     name = "multilabel"
     plots = ("roc", "pr")
+
+    @classmethod
+    def example_labels(cls, rng, n):
+        return [("a;b", "b", "", "a;c")[i % 4] for i in range(n)]
 
     def loss(self, logits, targets, weights=None):
         return F.binary_cross_entropy_with_logits(logits.float(), targets.float(), pos_weight=weights)
@@ -203,6 +253,10 @@ class Regression(SequenceObjective):
     name = "regression"
     plots = ("scatter",)
     scores_variant_effects = True
+
+    @classmethod
+    def example_labels(cls, rng, n):
+        return [f"{v:.3f}" for v in rng.normal(size=n)]
 
     def loss(self, logits, targets, weights=None):
         return F.mse_loss(logits.float()[:, 0], targets.float())

@@ -16,8 +16,6 @@ import torch
 from biolm.errors import BiolmError
 from biolm.tasks.metrics import log_notes
 
-NO_DECAY = ("bias", "norm", "LayerNorm", "layernorm", "embeddings")
-
 
 class SequenceTask(L.LightningModule):
     """Trains a `SequenceModel` on one label type.
@@ -87,7 +85,7 @@ class SequenceTask(L.LightningModule):
     def _eval_step(self, batch, metrics, stage: str) -> None:
         logits = self(batch["input_ids"], batch["attention_mask"])
         loss = self.loss(logits, batch["labels"])
-        metrics.update(self.objective.activation(logits), self.objective.metric_targets(batch["labels"]))
+        self.objective.update_metrics(metrics, logits, batch["labels"])
         self.log(f"{stage}/loss", loss, prog_bar=True, batch_size=len(logits))
 
     def _log_epoch_metrics(self, metrics, stage: str) -> None:
@@ -142,23 +140,14 @@ def class_weights(task: str, targets: np.ndarray, setting, num_classes: int) -> 
 
 
 def configure_adamw(module: L.LightningModule, lr: float, weight_decay: float, warmup_ratio: float, betas, head_lr: float | None = None) -> dict:
-    """AdamW over ``module.model`` (no decay on biases, norms, embeddings) with a per-step schedule:
-    linear warm-up over ``warmup_ratio`` of the optimiser steps, then linear decay to 0.
-    Parameters of the sequence head (names containing ``head.``) use ``head_lr`` when given."""
-    groups: dict[tuple[bool, bool], list] = {}
-    for name, param in module.model.named_parameters():
-        if not param.requires_grad:
-            continue
-        in_head = head_lr is not None and (name.startswith("head.") or ".head." in name)
-        groups.setdefault((any(key in name for key in NO_DECAY), in_head), []).append(param)
-    optimizer = torch.optim.AdamW(
-        [
-            {"params": params, "weight_decay": 0.0 if no_decay else weight_decay, "lr": head_lr if in_head else lr}
-            for (no_decay, in_head), params in groups.items()
-        ],
-        lr=lr,
-        betas=tuple(betas),
-    )
+    """AdamW over ``module.model`` with a per-step schedule: linear warm-up over ``warmup_ratio``
+    of the optimiser steps, then linear decay to 0. Weight decay follows
+    `biolm.models.weight_decay.parameter_groups` (none on biases, norms, embeddings and what the
+    model declares, e.g. Hyena's implicit filters); the ``head`` module uses ``head_lr`` when given."""
+    from biolm.models.weight_decay import parameter_groups
+
+    groups = parameter_groups(module.model, weight_decay, {"head": head_lr} if head_lr is not None else None)
+    optimizer = torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
     total = max(int(module.trainer.estimated_stepping_batches), 1)
     warmup = int(total * warmup_ratio)
 

@@ -1,0 +1,180 @@
+"""Fine-tuning with one label per base: `TokenRecipe`, the `biolm.training` recipe that
+``task=token_classification`` selects (``configs/task/token_classification.yaml``).
+
+Data: ``data.train`` / ``data.val`` / ``data.test``, each a table with a per-base label string or a
+FASTA file with ``data.<split>_bed`` intervals (`biolm.data.base_labels`). Every sequence must fit
+the model whole (no windows yet). The run folder is a fine-tune's (config, tokenizer, labels,
+weights, metrics, report), with ``test_metrics.json`` over the test tokens and the predicted
+segments of the test sequences in ``test_segments.tsv``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from biolm.data.base_labels import BaseLabels, encode_bases, read_base_labels
+from biolm.data.datasets import Collator, SequenceDataModule, TokenDataset, tokenize_records
+from biolm.data.io import write_table
+from biolm.errors import BiolmError
+from biolm.finetuning import adopt_pretrained, stage_run
+from biolm.fitting import publish
+from biolm.models import pin_pretrained
+from biolm.models.adapters import adapter_name, apply_adapter
+from biolm.report import write_report
+from biolm.runs import count_parameters, instantiate_config, load_run, load_trunk, token_limit, write_json
+from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model
+from biolm.tasks.metrics import log_notes, metric_mode
+from biolm.tasks.objectives import objective_class
+from biolm.tasks.sequence import SequenceTask
+from biolm.tasks.token_classification import IGNORE, TokenClassification
+from biolm.tokenizers import load_tokenizer
+from biolm.training import Job, Recipe
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+
+
+class PaddedTargetsCollator(Collator):
+    """`Collator` for per-token targets: pads them with -100 to the batch's length."""
+
+    def __call__(self, items):
+        batch = super().__call__([(ids, None, i) for ids, _, i in items])
+        if items[0][1] is not None:
+            labels = np.full(batch["input_ids"].shape, IGNORE, dtype=np.int64)
+            for row, (_, target, _) in enumerate(items):
+                labels[row, : len(target)] = target
+            batch["labels"] = torch.from_numpy(labels)
+        return batch
+
+
+def _read_splits(cfg: DictConfig) -> dict[str, BaseLabels]:
+    data = cfg.data
+    missing = [f"data.{name}" for name in SPLITS if not data.get(name)]
+    if missing:
+        raise BiolmError(f"{', '.join(missing)}: token classification needs train, val and test files (no held-out split is drawn)")
+    return {
+        name: read_base_labels(
+            str(data[name]),
+            field_name=f"data.{name}",
+            sequence_column=data.sequence_column,
+            label_column=data.label_column,
+            id_column=data.get("id_column"),
+            bed=data.get(f"{name}_bed"),
+            background=str(data.get("background") or "other"),
+        )
+        for name in SPLITS
+    }
+
+
+def _targets(objective: TokenClassification, tokenizer, split: BaseLabels, tokens, max_tokens: int | None) -> list[np.ndarray]:
+    out = []
+    for i, sequence in enumerate(split.records.sequences):
+        if max_tokens is not None and len(tokens[i]) > max_tokens:
+            raise BiolmError(
+                f"{split.records.where(i)}: {len(tokens[i])} tokens, more than the model's {max_tokens}; "
+                "token classification takes whole sequences: cut them shorter"
+            )
+        bases = encode_bases(split.runs[i], objective.classes, split.records.where(i))
+        out.append(objective.token_targets(tokenizer, sequence, bases))
+    return out
+
+
+class TokenRecipe(Recipe):
+    """Per-base labels, learned per token (see the module docstring)."""
+
+    def prepare(self, cfg: DictConfig) -> Job:
+        pretrained = adopt_pretrained(cfg) if cfg.get("init_from") else None
+        adapter = adapter_name(cfg.get("adapter"))
+        if adapter != "none" and pretrained is None:
+            raise BiolmError(f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run>")
+        augment = cfg.data.get("augment") or {}
+        if float(augment.get("rc_prob", 0.0)) or float(augment.get("substitution_rate", 0.0)):
+            raise BiolmError("data.augment: not supported for token classification yet (labels would have to follow the reverse complement)")
+        tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else instantiate_config(cfg.tokenizer, "tokenizer")
+        objective_cls = objective_class(cfg.task)
+        if not issubclass(objective_cls, TokenClassification):
+            raise BiolmError(f"task._target_: {objective_cls.__name__} is not a token-classification objective; TokenRecipe needs one")
+        splits = _read_splits(cfg)
+        objective = objective_cls.fit_classes(splits["train"].names())
+        model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+        pin_pretrained(cfg.model, model.trunk)
+        if pretrained:
+            load_trunk(model, pretrained)
+        model = apply_adapter(model, cfg.get("adapter"))
+        max_tokens = token_limit(model, cfg.data)
+        tokens = {name: tokenize_records(tokenizer, split.records, None) for name, split in splits.items()}
+        targets = {name: _targets(objective, tokenizer, split, tokens[name], max_tokens) for name, split in splits.items()}
+        trainable, total = count_parameters(model)
+        log.info(
+            "data: %s | labels per base: %s | model: %s trainable of %s parameters",
+            ", ".join(f"{n} {len(s)} ({sum(len(seq) for seq in s.records.sequences):,} bp)" for n, s in splits.items()),
+            objective.classes,
+            f"{trainable:,}",
+            f"{total:,}",
+        )
+        final, stage, resume_from = stage_run(cfg, tokenizer, objective.labels, pretrained if adapter != "none" else None)
+        monitor, mode = f"val/{cfg.task.monitor}", metric_mode(cfg.task.monitor)
+        weights = objective.class_weights(targets["train"], cfg.task.get("class_weights"))
+        task = SequenceTask(model, objective, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)
+        datamodule = SequenceDataModule(
+            {name: TokenDataset(tokens[name], targets[name]) for name in ("train", "val")},
+            tokenizer.pad_id,
+            batch_size=int(cfg.data.batch_size),
+            num_workers=int(cfg.data.num_workers),
+            eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
+            seed=int(cfg.seed),
+        )
+        datamodule.collate = PaddedTargetsCollator(tokenizer.pad_id)
+        checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
+        return Job(
+            task=task,
+            datamodule=datamodule,
+            folder=stage,
+            final=final,
+            resume_from=resume_from,
+            resume_hint=f"the same command and run_name={final.name} ckpt=last",
+            callbacks=[checkpoint, ResumeCheckpoint(stage / "checkpoints")],
+            early_stopping=(monitor, mode),
+            state={"checkpoint": checkpoint, "splits": splits, "tokens": tokens, "targets": targets, "sizes": (trainable, total)},
+        )
+
+    def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
+        stage, final, checkpoint = job.folder, job.final, job.state["checkpoint"]
+        splits, tokens, targets = job.state["splits"], job.state["tokens"], job.state["targets"]
+        shutil.rmtree(stage / "checkpoints", ignore_errors=True)
+        if checkpoint.best is None:
+            log.warning("%s never produced a finite value; keeping the last weights", checkpoint.monitor)
+            save_model(job.task.model, stage)
+        run = load_run(stage)
+        metrics = test_metrics(run, tokens["test"], targets["test"], int(cfg.data.get("eval_batch_size") or cfg.data.batch_size))
+        trainable, total = job.state["sizes"]
+        metrics.update({"n_test": len(splits["test"]), "monitor": checkpoint.monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
+        metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
+        write_json(metrics, stage / "test_metrics.json")
+        segments = run.objective.predict_table(run, splits["test"].records, tokens=tokens["test"])
+        write_table(segments, str(stage / "test_segments.tsv"))
+        write_report(stage, {name: len(s) for name, s in splits.items()}, announce=False)
+        publish(stage, final)
+        log.info("run written to %s (report: %s)", final, final / "report.md")
+        return final
+
+
+@torch.inference_mode()
+def test_metrics(run, tokens: list[np.ndarray], targets: list[np.ndarray], batch_size: int) -> dict[str, float | None]:
+    """The objective's metrics over the real tokens of a labelled set (None where undefined)."""
+    objective = run.objective
+    metrics = objective.metrics("test set")
+    collate = PaddedTargetsCollator(run.tokenizer.pad_id)
+    for start in range(0, len(tokens), batch_size):
+        batch = collate([(tokens[i], targets[i], i) for i in range(start, min(start + batch_size, len(tokens)))])
+        objective.update_metrics(metrics, run.model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
+    values = {name: float(value) for name, value in metrics.compute().items()}
+    log_notes(metrics)
+    return {name: None if np.isnan(value) else value for name, value in values.items()}
