@@ -49,8 +49,9 @@ def test_model_config_contract(path):
     loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 2]))
     loss.backward()
     assert model.head.out.weight.grad is not None
-    first_block = [p for n, p in model.trunk.named_parameters() if ".0." in n]
-    assert first_block and all(p.grad is not None for p in first_block)
+    # the embedding (first thing the input meets) got a gradient, so the whole trunk is connected
+    embedding = next(m for m in model.trunk.modules() if isinstance(m, torch.nn.Embedding))
+    assert embedding.weight.grad is not None and embedding.weight.grad.abs().sum() > 0
 
 
 def test_dnabert2_base_parameter_count():
