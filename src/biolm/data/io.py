@@ -340,7 +340,8 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
     """Write a table atomically (CSV, TSV or Parquet by suffix; ``-`` writes CSV to stdout).
 
     ``.bed`` writes interval tables (columns ``id``, ``start``, ``end``, ``label`` and optionally
-    ``mean_prob``, e.g. predicted segments) as BED: ``chrom start end name [score]``, no header.
+    ``mean_prob``, e.g. predicted segments) as BED: ``chrom start end name [score]``, no header,
+    the score being ``round(1000 * mean_prob)``.
     """
     if path == "-":
         frame.to_csv(sys.stdout, index=False)
@@ -356,6 +357,8 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
         if missing:
             raise BiolmError(f"output: {path}: BED needs interval columns (id, start, end, label); this table has {', '.join(map(str, frame.columns))}")
         frame = frame[[c for c in ("id", "start", "end", "label", "mean_prob") if c in frame.columns]]
+        if "mean_prob" in frame:  # BED's score column is an integer 0..1000
+            frame = frame.assign(mean_prob=(frame["mean_prob"].clip(0, 1) * 1000).round().astype(int))
     with atomic_path(path) as tmp:
         if suffix == ".bed":
             frame.to_csv(tmp, sep="\t", index=False, header=False, compression=compression)
