@@ -63,6 +63,11 @@ def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int
     data = OmegaConf.merge(run.cfg.data, OmegaConf.create(data_cfg))
     if not data.get("test"):
         raise BiolmError("data.test: no file given; pass data.test=path/to/labelled.csv")
+    return run.objective.evaluate_file(run, data, batch_size)
+
+
+def evaluate_sequences(run: Run, data: DictConfig, batch_size: int = 64) -> dict[str, float | None]:
+    """`evaluate` for objectives with one label per sequence (`SequenceObjective.evaluate_file`)."""
     records = read_records(
         data.test,
         field_name="data.test",

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import lightning as L
 import numpy as np
-import torch
 from omegaconf import DictConfig
 
 from biolm.data.base_labels import BaseLabels, encode_bases, read_base_labels
-from biolm.data.datasets import Collator, SequenceDataModule, TokenDataset, tokenize_records
+from biolm.data.datasets import SequenceDataModule, TokenDataset, tokenize_records
 from biolm.data.io import write_table
 from biolm.errors import BiolmError
 from biolm.finetuning import adopt_pretrained, stage_run
@@ -30,28 +29,15 @@ from biolm.models.adapters import adapter_name, apply_adapter
 from biolm.report import write_report
 from biolm.runs import count_parameters, instantiate_config, load_run, load_trunk, token_limit, write_json
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model
-from biolm.tasks.metrics import log_notes, metric_mode
+from biolm.tasks.metrics import metric_mode
 from biolm.tasks.objectives import objective_class
 from biolm.tasks.sequence import SequenceTask
-from biolm.tasks.token_classification import IGNORE, TokenClassification
+from biolm.tasks.token_classification import PaddedTargetsCollator, TokenClassification, token_metrics
 from biolm.tokenizers import load_tokenizer
 from biolm.training import Job, Recipe
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-
-
-class PaddedTargetsCollator(Collator):
-    """`Collator` for per-token targets: pads them with -100 to the batch's length."""
-
-    def __call__(self, items):
-        batch = super().__call__([(ids, None, i) for ids, _, i in items])
-        if items[0][1] is not None:
-            labels = np.full(batch["input_ids"].shape, IGNORE, dtype=np.int64)
-            for row, (_, target, _) in enumerate(items):
-                labels[row, : len(target)] = target
-            batch["labels"] = torch.from_numpy(labels)
-        return batch
 
 
 def _read_splits(cfg: DictConfig) -> dict[str, BaseLabels]:
@@ -153,7 +139,7 @@ class TokenRecipe(Recipe):
             log.warning("%s never produced a finite value; keeping the last weights", checkpoint.monitor)
             save_model(job.task.model, stage)
         run = load_run(stage)
-        metrics = test_metrics(run, tokens["test"], targets["test"], int(cfg.data.get("eval_batch_size") or cfg.data.batch_size))
+        metrics = token_metrics(run, tokens["test"], targets["test"], int(cfg.data.get("eval_batch_size") or cfg.data.batch_size))
         trainable, total = job.state["sizes"]
         metrics.update({"n_test": len(splits["test"]), "monitor": checkpoint.monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
         metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
@@ -164,17 +150,3 @@ class TokenRecipe(Recipe):
         publish(stage, final)
         log.info("run written to %s (report: %s)", final, final / "report.md")
         return final
-
-
-@torch.inference_mode()
-def test_metrics(run, tokens: list[np.ndarray], targets: list[np.ndarray], batch_size: int) -> dict[str, float | None]:
-    """The objective's metrics over the real tokens of a labelled set (None where undefined)."""
-    objective = run.objective
-    metrics = objective.metrics("test set")
-    collate = PaddedTargetsCollator(run.tokenizer.pad_id)
-    for start in range(0, len(tokens), batch_size):
-        batch = collate([(tokens[i], targets[i], i) for i in range(start, min(start + batch_size, len(tokens)))])
-        objective.update_metrics(metrics, run.model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
-    values = {name: float(value) for name, value in metrics.compute().items()}
-    log_notes(metrics)
-    return {name: None if np.isnan(value) else value for name, value in values.items()}

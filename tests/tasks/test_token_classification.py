@@ -3,6 +3,8 @@ tokenizer's geometry, predicted segments that round-trip to BED, and a run end t
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,7 +128,6 @@ def test_token_classification_trains_predicts_and_writes_bed(token_files, tmp_pa
             "trainer.max_epochs=4", "trainer.accelerator=cpu", "progress_bar=false", "optim.lr=3e-3", f"output_dir={tmp_path}", "run_name=tok"]
     assert main(args) == 0
     run = tmp_path / "tok"
-    import json
 
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert metrics["f1_gene"] > 0.8 and metrics["f1_intergenic"] > 0.8 and metrics["mcc"] > 0.6
@@ -136,3 +137,8 @@ def test_token_classification_trains_predicts_and_writes_bed(token_files, tmp_pa
     predicted = read_base_labels(str(token_files["test"]), field_name="input", bed=str(tmp_path / "p.bed"), background="?")
     assert all(runs[-1][1] == 80 for runs in predicted.runs)  # every base predicted
     assert (run / "report.md").exists()
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", f"run={run}", f"data.test={token_files['test']}", f"data.test_bed={token_files['test_bed']}", f"output={out}"]) == 0
+    again = json.loads(out.read_text())
+    assert again["n"] == 16 and again["mcc"] == pytest.approx(metrics["mcc"], abs=1e-6)
+    assert main(["serve", f"run={run}", "port=0"]) == 2  # one line: the service answers per sequence

@@ -264,6 +264,11 @@ def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> 
     settings = settings or ServeSettings()
     if not isinstance(run, Run):
         run = load_run(run)
+    if not run.objective.serves:
+        raise BiolmError(
+            f"run: {run.path} is a {run.objective.name} run; the service answers one prediction per sequence, "
+            "which this objective does not make; use biolm predict"
+        )
     batcher = MicroBatcher(
         lambda sequences: predict_rows(run, sequences, settings.max_batch),
         max_batch=settings.max_batch,

@@ -41,6 +41,8 @@ class SequenceObjective:
         plots: the report's plots for this objective (``roc``, ``pr``, ``confusion``, ``scatter``).
         scores_variant_effects: whether `effect_values` gives a per-sequence score whose ALT - REF
             difference is a supervised variant effect.
+        serves: whether the HTTP service can answer with it (one prediction and optional class
+            probabilities per sequence).
 
     Args:
         labels: the fitted label space.
@@ -50,6 +52,7 @@ class SequenceObjective:
     stratify: ClassVar[bool] = False
     plots: ClassVar[tuple[str, ...]] = ()
     scores_variant_effects: ClassVar[bool] = False
+    serves: ClassVar[bool] = True
 
     def __init__(self, labels: LabelSpec):
         self.labels = labels
@@ -134,6 +137,12 @@ class SequenceObjective:
         from biolm.prediction import predict_values
 
         return self.to_frame(records.ids, predict_values(run, records, batch_size, tokens, aggregate, rc_average))
+
+    def evaluate_file(self, run, data: DictConfig, batch_size: int = 64) -> dict[str, float | None]:
+        """Metrics of ``run`` on the labelled file ``data.test`` (``biolm evaluate``), plus ``n``."""
+        from biolm.evaluation import evaluate_sequences
+
+        return evaluate_sequences(run, data, batch_size)
 
     def probabilities(self, frame: pd.DataFrame) -> list[dict[str, float]] | None:
         """Per-row class probabilities of a prediction table (None: the objective predicts values)."""

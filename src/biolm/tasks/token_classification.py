@@ -26,6 +26,7 @@ import torch.nn.functional as F
 import torchmetrics as tm
 from torchmetrics import classification as cls
 
+from biolm.data.datasets import Collator
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.tasks import metrics as m
@@ -46,6 +47,7 @@ class TokenClassification(SequenceObjective):
 
     name = "token_classification"
     plots = ()
+    serves = False  # per-base segments are not in the service's response schema yet
 
     @classmethod
     def fit_classes(cls, names: set[str]) -> TokenClassification:
@@ -157,6 +159,25 @@ class TokenClassification(SequenceObjective):
         rows = [row for seq_id, probs in zip(ids, values) for row in self.segments(seq_id, probs)]
         return pd.DataFrame(rows, columns=["id", "start", "end", "label", "mean_prob"])
 
+    def evaluate_file(self, run, data, batch_size: int = 64) -> dict[str, float | None]:
+        """Metrics over the real tokens of ``data.test`` (+ ``data.test_bed``), as at the end of training, plus ``n``."""
+        from biolm.data.base_labels import encode_bases, read_base_labels
+        from biolm.data.datasets import tokenize_records
+
+        test = read_base_labels(
+            str(data.test), field_name="data.test", sequence_column=data.sequence_column, label_column=data.label_column,
+            id_column=data.get("id_column"), bed=data.get("test_bed"), background=str(data.get("background") or "other"),
+        )
+        tokens = tokenize_records(run.tokenizer, test.records, None)
+        targets = []
+        for i, sequence in enumerate(test.records.sequences):
+            if run.max_tokens is not None and len(tokens[i]) > run.max_tokens:
+                raise BiolmError(f"{test.records.where(i)}: {len(tokens[i])} tokens, more than the model's {run.max_tokens}; cut long sequences into pieces first")
+            targets.append(self.token_targets(run.tokenizer, sequence, encode_bases(test.runs[i], self.classes, test.records.where(i))))
+        metrics = token_metrics(run, tokens, targets, batch_size)
+        metrics["n"] = len(test)
+        return metrics
+
     def predict_table(self, run, records, batch_size: int = 64, tokens=None, aggregate=None, rc_average=None) -> pd.DataFrame:
         """Per-base predictions of ``records`` as predicted segments (see the module docstring).
 
@@ -164,7 +185,7 @@ class TokenClassification(SequenceObjective):
             BiolmError: window or reverse-complement options (not supported for per-base labels yet),
                 or a sequence longer than the model accepts.
         """
-        from biolm.data.datasets import Collator, tokenize_records
+        from biolm.data.datasets import tokenize_records
 
         if aggregate not in (None, "mean") or rc_average:
             raise BiolmError("token classification predicts every base of whole sequences; aggregate= and rc_average= do not apply")
@@ -172,7 +193,7 @@ class TokenClassification(SequenceObjective):
         too_long = [i for i, t in enumerate(tokens) if run.max_tokens is not None and len(t) > run.max_tokens]
         if too_long:
             raise BiolmError(f"{records.where(too_long[0])}: {len(tokens[too_long[0]])} tokens, more than the model's {run.max_tokens}; cut long sequences into pieces first")
-        collate = Collator(run.tokenizer.pad_id)
+        collate = PaddedTargetsCollator(run.tokenizer.pad_id)
         device = next(run.model.parameters()).device
         values = []
         with torch.inference_mode():
@@ -228,3 +249,30 @@ class PerClassScores(tm.Metric):
     def reset(self) -> None:
         super().reset()
         self.scores.reset()
+
+
+class PaddedTargetsCollator(Collator):
+    """`Collator` for per-token targets: pads them with -100 to the batch's length."""
+
+    def __call__(self, items):
+        batch = super().__call__([(ids, None, i) for ids, _, i in items])
+        if items[0][1] is not None:
+            labels = np.full(batch["input_ids"].shape, IGNORE, dtype=np.int64)
+            for row, (_, target, _) in enumerate(items):
+                labels[row, : len(target)] = target
+            batch["labels"] = torch.from_numpy(labels)
+        return batch
+
+
+@torch.inference_mode()
+def token_metrics(run, tokens: list[np.ndarray], targets: list[np.ndarray], batch_size: int) -> dict[str, float | None]:
+    """The objective's metrics over the real tokens of a labelled set (None where undefined)."""
+    objective = run.objective
+    metrics = objective.metrics("test set")
+    collate = PaddedTargetsCollator(run.tokenizer.pad_id)
+    for start in range(0, len(tokens), batch_size):
+        batch = collate([(tokens[i], targets[i], i) for i in range(start, min(start + batch_size, len(tokens)))])
+        objective.update_metrics(metrics, run.model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
+    values = {name: float(value) for name, value in metrics.compute().items()}
+    m.log_notes(metrics)
+    return {name: None if np.isnan(value) else value for name, value in values.items()}
