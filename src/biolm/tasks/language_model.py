@@ -64,7 +64,7 @@ class LanguageModelTask(L.LightningModule):
         self.lr, self.weight_decay, self.warmup_ratio, self.betas = lr, weight_decay, warmup_ratio, tuple(betas)
         self.seed = seed
         self.bases_per_token = bases_per_predicted_token(tokenizer)
-        self.special_ids = torch.tensor(sorted({tokenizer.pad_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.unk_id, tokenizer.mask_id}))
+        self.special_ids = torch.tensor(list(tokenizer.special_ids))  # every role the tokenizer has (NT has no [SEP])
         self._val_nll = 0.0
         self._val_tokens = 0
 

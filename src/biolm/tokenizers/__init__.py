@@ -1,7 +1,8 @@
 """DNA tokenizers behind one interface: nucleotide strings -> 1-D int64 id arrays, and back.
 
-`CharTokenizer` (one token per base), `KmerTokenizer` (DNABERT k-mers, overlapping or strided) and
-`BpeTokenizer` (a Hugging Face ``tokenizers`` BPE, e.g. DNABERT-2) all implement `DnaTokenizer`:
+`CharTokenizer` (one token per base), `KmerTokenizer` (DNABERT k-mers, overlapping or strided),
+`BpeTokenizer` (a Hugging Face ``tokenizers`` BPE, e.g. DNABERT-2) and `NtTokenizer` (Nucleotide
+Transformer 6-mers over a checkpoint's ``vocab.txt``) all implement `DnaTokenizer`:
 ``encode_batch(seqs) -> list[(n_tokens,) int64]``, ``decode(ids) -> str``, ``save(dir)``, and
 `load_tokenizer(dir)` restores any of them. Each owns its `Alphabet` (`DNA`: letters, the invalid
 policy, `reverse_complement`), its `SpecialTokens` by role, and its geometry (``token_spans``,
@@ -13,6 +14,7 @@ from biolm.tokenizers.base import DnaTokenizer, load_tokenizer
 from biolm.tokenizers.bpe import BpeTokenizer
 from biolm.tokenizers.char import CharTokenizer
 from biolm.tokenizers.kmer import KmerTokenizer
+from biolm.tokenizers.nt import NtTokenizer
 
 __all__ = [
     "DNA",
@@ -22,6 +24,7 @@ __all__ = [
     "CharTokenizer",
     "DnaTokenizer",
     "KmerTokenizer",
+    "NtTokenizer",
     "SpecialTokens",
     "load_tokenizer",
     "normalize_sequences",
