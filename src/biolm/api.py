@@ -11,6 +11,7 @@ the end of `finetune`, so the three can never disagree.
 from __future__ import annotations
 
 from biolm.evaluation import compare_runs, compute_metrics, evaluate
+from biolm.export import export_run, model_catalog
 from biolm.finetuning import finetune, merge_adapter
 from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
 from biolm.prediction import predict, predict_records
@@ -27,6 +28,7 @@ __all__ = [
     "compare_runs",
     "compute_metrics",
     "evaluate",
+    "export_run",
     "filter_vcf",
     "finetune",
     "fit",
@@ -36,6 +38,7 @@ __all__ = [
     "in_silico_mutagenesis",
     "load_run",
     "merge_adapter",
+    "model_catalog",
     "predict",
     "predict_records",
     "pretrain",

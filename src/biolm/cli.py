@@ -212,6 +212,28 @@ def cmd_adapter_merge(cfg: DictConfig) -> None:
 
 
 @command
+def cmd_export(cfg: DictConfig) -> None:
+    from biolm import api
+
+    api.export_run(_required(cfg, "run", "pass run=runs/<name>"), _required(cfg, "out", "pass out=<folder to write>"), bool(cfg.overwrite))
+
+
+@command
+def cmd_models(cfg: DictConfig) -> None:
+    from rich.table import Table
+
+    from biolm import api
+
+    table = Table(title=f"model families (model=<name>; parameters at vocab_size={cfg.vocab_size})")
+    for column in ("name", "trunk", "source", "parameters", "pretrained"):
+        table.add_column(column, justify="right" if column == "parameters" else "left", overflow="fold")
+    for row in api.model_catalog(int(cfg.vocab_size)):
+        table.add_row(row["name"], row["trunk"], row["source"] or "", "?" if row["parameters"] is None else f"{row['parameters']:,}",
+                      "yes" if row["pretrained"] else "no")
+    _console().print(table)
+
+
+@command
 def cmd_evaluate(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import atomic_path

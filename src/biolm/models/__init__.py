@@ -2,7 +2,8 @@
 
 A model config (configs/model/*.yaml) has `trunk` (a `_target_` class built with
 `vocab_size` and `pad_token_id` from the tokenizer), `head` (`SequenceHead` options) and
-`pretrained` (null, or a local Hugging Face checkpoint folder the trunk is imported from).
+`pretrained` (null, or a Hugging Face checkpoint the trunk is imported from: a local folder, or a
+Hub id ``org/name`` downloaded by `biolm.models.hub.resolve_pretrained`).
 `build_sequence_model` turns it into a `SequenceModel`:
 `(B, L)` ids + `(B, L)` mask -> `ModelOutput` with logits `(B, num_outputs)`.
 """
@@ -22,6 +23,7 @@ from torch import nn
 from biolm.errors import BiolmError, find_user_error
 from biolm.models.bert import BertConfig, BertEncoder, alibi_bias, alibi_slopes
 from biolm.models.cnn import CnnConfig, CnnEncoder
+from biolm.models.esm import EsmConfig, EsmEncoder
 from biolm.models.heads import (
     LanguageModel,
     MaskedLMHead,
@@ -30,6 +32,7 @@ from biolm.models.heads import (
     SequenceModel,
     SequenceModelOutput,
 )
+from biolm.models.hub import resolve_pretrained
 from biolm.models.hyena import (
     HyenaConfig,
     HyenaEncoder,
@@ -45,6 +48,8 @@ __all__ = [
     "BertEncoder",
     "CnnConfig",
     "CnnEncoder",
+    "EsmConfig",
+    "EsmEncoder",
     "HyenaConfig",
     "HyenaEncoder",
     "HyenaLMHead",
@@ -92,12 +97,13 @@ def _pretrained_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int) -> nn
     if not callable(getattr(trunk_cls, "from_pretrained", None)):
         raise BiolmError(
             f"model.pretrained: {trunk_cls.__name__} has no checkpoint importer "
-            "(importers: BertEncoder, HyenaEncoder); set model.pretrained=null to train it from scratch"
+            "(importers: BertEncoder, EsmEncoder, HyenaEncoder); set model.pretrained=null to train it from scratch"
         )
     options = OmegaConf.to_container(cfg.trunk, resolve=True)
     options.pop("_target_")
     log.info("model.pretrained=%s: %s architecture from its config.json (model.trunk shape keys are ignored)", cfg.pretrained, trunk_cls.__name__)
-    return trunk_cls.from_pretrained(str(cfg.pretrained), vocab_size=vocab_size, pad_token_id=pad_token_id, **options)
+    folder = resolve_pretrained(cfg.pretrained)
+    return trunk_cls.from_pretrained(str(folder), vocab_size=vocab_size, pad_token_id=pad_token_id, **options)
 
 
 def trunk_config(trunk: nn.Module) -> dict[str, Any]:
