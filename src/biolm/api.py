@@ -10,8 +10,9 @@ the end of `finetune`, so the three can never disagree.
 
 from __future__ import annotations
 
+from biolm.catalog import model_catalog
 from biolm.evaluation import compare_runs, compute_metrics, evaluate
-from biolm.export import export_run, model_catalog
+from biolm.export import export_run
 from biolm.finetuning import finetune, merge_adapter
 from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
 from biolm.prediction import predict, predict_records

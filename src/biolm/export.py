@@ -17,9 +17,6 @@ exported pooler is ``scale * I`` with ``scale`` small enough that ``tanh`` is li
 any output of the final LayerNorm, and the classifier is divided by ``scale``. A binary head (one
 logit) becomes two logits ``[0, z]`` (softmax = sigmoid), a regression head folds in the target
 mean and std. Every other run is exported for biolm only, and the model card says so.
-
-`model_catalog` lists the model families (configs/model/*.yaml) with their published sources and
-whether ``model.pretrained`` imports them: what can come in, beside what goes out.
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -52,7 +48,6 @@ log = logging.getLogger(__name__)
 RUN_FILES = ("config.yaml", "labels.json", "test_metrics.json", "checkpoint.json", "report.md")  # copied; the weights are written from the model
 TANH_LINEAR_BOUND = 1e-3  # largest |pooler input| after scaling: tanh(x) = x (1 - x^2/3), so relative error <= 3.4e-7
 
-_HUB_ID_IN_PARENTHESES = re.compile(r"\(([A-Za-z0-9][\w.-]*/[\w.-]+)\)")  # "(LongSafari/hyenadna-tiny-1k-seqlen)"
 _TRUNK_TO_HF = [
     ("embeddings.word_embeddings.", "embeddings.word_embeddings."),
     ("embeddings.position_embeddings.", "embeddings.position_embeddings."),
@@ -342,41 +337,6 @@ def model_card(run: Run, name: str, reason: str | None) -> str:
             "",
         ]
     return "\n".join(lines)
-
-
-def model_catalog(vocab_size: int) -> list[dict[str, Any]]:
-    """The model families biolm knows: one row per configs/model/*.yaml (`biolm models`).
-
-    Args:
-        vocab_size: the vocabulary the parameter counts assume (the embedding scales with it).
-
-    Returns:
-        Rows with ``name`` (the config, as in ``model=<name>``), ``trunk`` (class name), ``source``
-        (the Hub id its first comment names in parentheses, else None), ``parameters`` (trunk + a
-        one-output head, counted on the meta device: nothing is allocated; None if it does not build)
-        and ``pretrained`` (whether ``model.pretrained=<folder or Hub id>`` can import it).
-    """
-    from hydra.utils import get_class, instantiate
-
-    from biolm.resources import config_dir
-
-    rows = []
-    for path in sorted((config_dir() / "model").glob("*.yaml")):
-        cfg = OmegaConf.load(path)
-        target = str(OmegaConf.select(cfg, "trunk._target_") or "")
-        first_comment = next(iter(path.read_text().splitlines()), "")
-        source = _HUB_ID_IN_PARENTHESES.search(first_comment) if first_comment.startswith("#") else None
-        try:
-            with torch.device("meta"):
-                trunk = instantiate(cfg.trunk, vocab_size=vocab_size, pad_token_id=0)
-                parameters = sum(p.numel() for p in trunk.parameters()) + trunk.hidden_size + 1
-            importer = callable(getattr(get_class(target), "from_pretrained", None))
-        except Exception as exc:  # a config that does not build is listed, not fatal: the contract tests name it
-            log.warning("configs/model/%s: does not build (%s)", path.name, (str(exc).splitlines() or [type(exc).__name__])[0][:200])
-            parameters, importer = None, False
-        rows.append({"name": path.stem, "trunk": target.rsplit(".", 1)[-1], "source": source[1] if source else None,
-                     "parameters": parameters, "pretrained": importer})
-    return rows
 
 
 def _metrics_table(metrics: dict[str, Any]) -> list[str]:
