@@ -175,9 +175,13 @@ def _required(cfg: DictConfig, key: str, hint: str) -> str:
 
 @command
 def cmd_finetune(cfg: DictConfig) -> None:
+    from lightning.pytorch.utilities import rank_zero_only
+
     from biolm import api
 
     run_dir = api.finetune(cfg)
+    if rank_zero_only.rank != 0:  # other DDP ranks return before the run is published
+        return
     metrics = json.loads((run_dir / "test_metrics.json").read_text())
     _print_metrics(f"test metrics — {run_dir}", metrics)
 
@@ -239,6 +243,7 @@ def cmd_evaluate(cfg: DictConfig) -> None:
     from biolm.data.io import atomic_path
 
     run = _required(cfg, "run", "pass run=runs/<name>")
+    _required(cfg, "data.test", "pass data.test=path/to/labelled.csv")
     metrics = api.evaluate(run, cfg.data, batch_size=int(cfg.batch_size))
     _print_metrics(f"{cfg.data.test} — {run}", metrics)
     if cfg.get("output"):

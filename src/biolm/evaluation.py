@@ -60,8 +60,13 @@ def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int
     """
     if not isinstance(run, Run):
         run = load_run(run)
-    data = OmegaConf.merge(run.cfg.data, OmegaConf.create(data_cfg))
-    if not data.get("test"):
+    given = OmegaConf.create(data_cfg)
+    # only the keys the caller set override the run's data settings (null or ??? means "the run's own")
+    overrides = {key: given[key] for key in given if not OmegaConf.is_missing(given, key) and given[key] is not None}
+    if "test" in overrides:
+        overrides.setdefault("test_bed", None)  # the run's own test BED does not describe another test file
+    data = OmegaConf.merge(run.cfg.data, OmegaConf.create(overrides))
+    if not overrides.get("test"):
         raise BiolmError("data.test: no file given; pass data.test=path/to/labelled.csv")
     return run.objective.evaluate_file(run, data, batch_size)
 

@@ -200,9 +200,11 @@ def merge_adapter(run: Run | str | Path, out: str | Path, overwrite: bool = Fals
     OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
     run.tokenizer.save(stage / "tokenizer")
     run.labels.to_json(stage / "labels.json")
-    for name in ("metrics.csv", "checkpoint.json", "test_metrics.json", "test_predictions.csv"):
+    for name in ("metrics.csv", "checkpoint.json", "test_metrics.json", "test_predictions.csv", "test_segments.tsv", "report.md"):
         if (run.path / name).exists():
             shutil.copy2(run.path / name, stage / name)
+    if (run.path / "plots").is_dir():
+        shutil.copytree(run.path / "plots", stage / "plots")
     save_weights(merged, stage / "model.safetensors")
     publish(stage, final)
     log.info("merged %s (adapter %.1f KB) into %s (%.1f KB)", run.path, adapter_bytes(run.path / "adapter") / 1e3, final, (final / "model.safetensors").stat().st_size / 1e3)

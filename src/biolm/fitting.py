@@ -68,7 +68,11 @@ def training_stage(final: Path, cfg: DictConfig) -> tuple[Path, Path | None]:
     if resume_from is not None:
         if final.exists() and not overwrite:
             raise BiolmError(f"ckpt: {final} is already complete; nothing to resume (overwrite=true replaces it when the resumed run finishes)")
-        staging.mkdir(parents=True, exist_ok=True)  # ckpt=<path> may name a checkpoint kept elsewhere
+        if cfg.get("ckpt") != "last" and rank_zero_only.rank == 0:
+            # a checkpoint kept elsewhere starts a fresh folder: nothing of another interrupted run is mixed in
+            if (staging / "checkpoints" / "last.ckpt").exists() and not overwrite:
+                raise BiolmError(f"ckpt: {staging} holds an interrupted run of this name; resume that with ckpt=last, or pass overwrite=true")
+            staging_dir(final, True)
         return staging, resume_from
     if (staging / "checkpoints" / "last.ckpt").exists() and not overwrite:
         raise BiolmError(
@@ -139,13 +143,38 @@ def quiet_lightning_warnings() -> Iterator[None]:
 METRICS_BEFORE_RESUME = ".metrics_before_resume.csv"
 
 
+def _read_checkpoint(path: Path) -> dict:
+    """A Lightning checkpoint (memory-mapped), or one `BiolmError` naming the ``ckpt=`` file."""
+    try:
+        state = torch.load(str(path), map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # noqa: BLE001 - torch raises RuntimeError, UnpicklingError, EOFError... for a bad file
+        raise BiolmError(f"ckpt: {path} is not a readable checkpoint ({str(err).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise BiolmError(f"ckpt: {path} is not a Lightning training checkpoint (no state_dict); pass checkpoints/last.ckpt of a run")
+    return state
+
+
+def check_resumable(path: Path, task: L.LightningModule) -> None:
+    """Refuse a checkpoint whose weights do not fit ``task`` (names and shapes), before training starts."""
+    saved = _read_checkpoint(path)["state_dict"]
+    expected = task.state_dict()
+    missing = sorted(set(expected) - set(saved))
+    unexpected = sorted(set(saved) - set(expected))
+    wrong = sorted(k for k in set(saved) & set(expected) if tuple(saved[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        raise BiolmError(
+            f"ckpt: {path} does not fit this run's model (missing {len(missing)} {missing[:2]}, unexpected {len(unexpected)} "
+            f"{unexpected[:2]}, wrong shape {len(wrong)} {wrong[:2]}); resume with the command that started the run"
+        )
+
+
 def _checkpoint_step(path: Path) -> int:
-    return int(torch.load(str(path), map_location="cpu", weights_only=False, mmap=True).get("global_step", 0))
+    return int(_read_checkpoint(path).get("global_step", 0))
 
 
 def _checkpoint_epoch(path: Path) -> int:
     """1-based number of the last finished epoch in a Lightning checkpoint."""
-    return int(torch.load(str(path), map_location="cpu", weights_only=False, mmap=True).get("epoch", 0)) + 1
+    return int(_read_checkpoint(path).get("epoch", 0)) + 1
 
 
 def _keep_log_until(stage: Path, step: int) -> None:
@@ -194,6 +223,8 @@ def fit_run(trainer: L.Trainer, task: L.LightningModule, datamodule, stage: Path
 
     from biolm.errors import RunInterrupted
 
+    if resume_from is not None:
+        check_resumable(resume_from, task)
     if resume_from is not None and trainer.is_global_zero:
         _keep_log_until(stage, _checkpoint_step(resume_from))
     signal_name = None

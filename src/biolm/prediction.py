@@ -4,6 +4,9 @@ In: a loaded `Run` and `SequenceRecords` (or raw strings). Out: a DataFrame with
 ``prob_<class>`` columns (classification) or ``prediction`` values (regression), and
 ``prediction``. `biolm predict`, `biolm evaluate`, the test metrics written by `finetune`,
 the service and the variant scorer all come through `predict_records`, so they never disagree.
+`predict_records` asks the run's objective for its table (`SequenceObjective.predict_table`): the
+sequence-level objectives come back here (`predict_values`); per-base objectives
+(`biolm.tasks.token_classification`) make their own segment table from the same run.
 
 Long inputs: when the run was trained with ``data.window_bp`` (bases), each sequence is cut
 into windows (`biolm.data.windows`), every window is scored, and the per-window probabilities

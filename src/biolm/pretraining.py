@@ -68,13 +68,14 @@ class LanguageModelRecipe(Recipe):
         check_window_fits(tokenizer, int(cfg.data.window_bp), model.max_tokens, "data.window_bp")
         run_dir = Path(cfg.output_dir) / (cfg.get("run_name") or default_run_name(f"pretrain-{cfg.objective.name}"))
         resume_from = resume_checkpoint(cfg, run_dir)
+        # ckpt=last on a finished run continues it (e.g. with a larger trainer.max_epochs)
         # Under DDP, Lightning starts the other ranks by re-running this command: only rank 0 prepares the folder.
-        if resume_from is None and rank_zero_only.rank == 0:
-            if run_dir.exists() and not cfg.get("overwrite"):
+        if rank_zero_only.rank == 0 and (resume_from is None or not (run_dir / "config.yaml").exists()):
+            if resume_from is None and run_dir.exists() and not cfg.get("overwrite"):
                 raise BiolmError(f"run_name: {run_dir} already exists; pass ckpt=last to resume it, overwrite=true to replace it, or another run_name=")
-            if run_dir.exists():
+            if resume_from is None and run_dir.exists():
                 shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True)
+            run_dir.mkdir(parents=True, exist_ok=True)  # ckpt=<path>: a checkpoint kept elsewhere starts this folder
             OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
             tokenizer.save(run_dir / "tokenizer")
         trainable, total = count_parameters(model)

@@ -36,6 +36,7 @@ from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.prediction import window_setting
+from biolm.runs import run_file
 from biolm.tasks.objectives import SequenceObjective, objective_for
 
 log = logging.getLogger(__name__)
@@ -278,10 +279,16 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
     for required in ("config.yaml", "labels.json"):
         if not (run_dir / required).is_file():
             raise BiolmError(f"run: {run_dir / required} not found; pass run=runs/<name> of a finetune run")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    spec = LabelSpec(**json.loads((run_dir / "labels.json").read_text()))
-    test_metrics = json.loads((run_dir / "test_metrics.json").read_text()) if (run_dir / "test_metrics.json").exists() else {}
-    checkpoint = json.loads((run_dir / "checkpoint.json").read_text()) if (run_dir / "checkpoint.json").exists() else {}
+    with run_file(run_dir / "config.yaml", "not a readable run config"):
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+    with run_file(run_dir / "labels.json", "not a readable label file"):
+        spec = LabelSpec.from_json(run_dir / "labels.json")
+        objective = objective_for(spec)
+    test_metrics, checkpoint = {}, {}
+    for name, target in (("test_metrics.json", test_metrics), ("checkpoint.json", checkpoint)):
+        if (run_dir / name).exists():
+            with run_file(run_dir / name, "not readable JSON"):
+                target.update(json.loads((run_dir / name).read_text()))
     plots_dir = run_dir / "plots"
     plots_dir.mkdir(exist_ok=True)
     plots: list[str] = []
@@ -296,7 +303,6 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
 
     if (run_dir / "test_predictions.csv").exists():
         predictions = _read_predictions(run_dir / "test_predictions.csv")
-        objective = objective_for(spec)
         if "scatter" in objective.plots:
             labelled = predictions[pd.to_numeric(predictions["label"], errors="coerce").notna()]
             r = plot_scatter(labelled["label"].astype(float).to_numpy(), labelled["prediction"].astype(float).to_numpy(), plots_dir / "scatter.png")

@@ -4,12 +4,13 @@ Layout of ``runs/<name>/``::
 
     config.yaml          resolved Hydra config of the run
     tokenizer/           tokenizer files in Hugging Face formats + biolm_tokenizer.json
-    labels.json          task type and label map (`LabelSpec`)
+    labels.json          task type, label map and the objective's class (`LabelSpec`)
     model.safetensors    best weights (by the monitored validation metric)
     adapter/             LoRA runs instead: peft adapter (LoRA + head) and base.json (the pretrained run + SHA-256)
     checkpoint.json      which epoch/step/metric value those weights come from
     metrics.csv          per-step / per-epoch training and validation log (Lightning CSVLogger)
     test_metrics.json    final test metrics
+    test_segments.tsv    token-classification runs: the test set's predicted segments
     test_predictions.csv per-record test predictions
 
 `load_run` rebuilds the model from ``config.yaml`` and the safetensors weights; nothing is

@@ -83,6 +83,8 @@ class TokenRecipe(Recipe):
         augment = cfg.data.get("augment") or {}
         if float(augment.get("rc_prob", 0.0)) or float(augment.get("substitution_rate", 0.0)):
             raise BiolmError("data.augment: not supported for token classification yet (labels would have to follow the reverse complement)")
+        if cfg.data.get("window_bp") or (cfg.get("predict") or {}).get("rc_average"):
+            raise BiolmError("data.window_bp / predict.rc_average: not supported for token classification yet; give sequences that fit the model whole")
         tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else instantiate_config(cfg.tokenizer, "tokenizer")
         objective_cls = objective_class(cfg.task)
         if not issubclass(objective_cls, TokenClassification):

@@ -99,3 +99,31 @@ def test_a_damaged_gp_run_is_one_line(tmp_path, capsys):
     (run / "markers.json").write_text(json.dumps({"coding": "012"}))
     assert main(predict) == 2
     assert "markers.json: not a readable marker list" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["config not YAML", "labels not JSON"])
+def test_report_on_a_damaged_run_is_one_line(damage, tiny_binary_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_binary_run, run)
+    fix, expected = DAMAGE[damage]
+    fix(run)
+    assert main(["report", f"run={run}"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_evaluate_without_a_test_file_is_one_line(tiny_binary_run, capsys):
+    assert main(["evaluate", f"run={tiny_binary_run}"]) == 2
+    assert "data.test: missing" in capsys.readouterr().err
+
+
+def test_a_checkpoint_that_is_not_one_is_one_line(tiny_task, tmp_path, capsys):
+    from tests.conftest import TINY_MODEL
+
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(b"not a checkpoint")
+    args = ["finetune", f"data.train={tiny_task['train']}", f"data.val={tiny_task['dev']}", f"data.test={tiny_task['test']}",
+            "tokenizer=kmer3", f"output_dir={tmp_path}", "run_name=x", f"ckpt={bad}", *TINY_MODEL]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "bad.ckpt is not a readable checkpoint" in err and "Traceback" not in err

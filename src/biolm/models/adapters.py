@@ -1,13 +1,14 @@
 """LoRA adapters (through peft) on the native sequence models.
 
-In: a `SequenceModel` (trunk + head) and the ``adapter`` config (``name: none | lora``, ``r``,
+In: a `SequenceModel` or `TokenModel` (trunk + head) and the ``adapter`` config (``name: none | lora``, ``r``,
 ``alpha``, ``dropout``, ``bias``, ``target_modules``). Out: a peft ``PeftModel`` with the same
 ``forward(input_ids, attention_mask)``, in which only the LoRA matrices (and a trainable copy of
 the sequence head, peft's ``modules_to_save``) require gradients.
 
 Default target modules come from the trunk class (``lora_target_modules``): the fused
-attention projection ``qkv`` for the BERT family, the Hyena operator's ``in_proj``/``out_proj``,
-the convolutions of the CNN. A LoRA run folder holds ``adapter/`` (peft's
+attention projection ``qkv`` for the BERT and ESM families, the Hyena operator's
+``in_proj``/``out_proj`` (other trunks need ``adapter.target_modules``). The same holds for a
+`TokenModel` and its per-token head. A LoRA run folder holds ``adapter/`` (peft's
 ``adapter_model.safetensors`` + ``adapter_config.json``, loadable by peft itself) and
 ``adapter/base.json``, which names the pretrained run the base weights come from and their
 SHA-256, checked on every load.

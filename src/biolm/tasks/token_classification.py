@@ -272,7 +272,9 @@ def token_metrics(run, tokens: list[np.ndarray], targets: list[np.ndarray], batc
     collate = PaddedTargetsCollator(run.tokenizer.pad_id)
     for start in range(0, len(tokens), batch_size):
         batch = collate([(tokens[i], targets[i], i) for i in range(start, min(start + batch_size, len(tokens)))])
-        objective.update_metrics(metrics, run.model(batch["input_ids"], batch["attention_mask"]).logits, batch["labels"])
+        device = next(run.model.parameters()).device
+        logits = run.model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.cpu()
+        objective.update_metrics(metrics, logits, batch["labels"])
     values = {name: float(value) for name, value in metrics.compute().items()}
     m.log_notes(metrics)
     return {name: None if np.isnan(value) else value for name, value in values.items()}
