@@ -68,7 +68,9 @@ def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int
     data = OmegaConf.merge(run.cfg.data, OmegaConf.create(overrides))
     if not overrides.get("test"):
         raise BiolmError("data.test: no file given; pass data.test=path/to/labelled.csv")
-    return run.objective.evaluate_file(run, data, batch_size)
+    if not run.objective.per_sequence:
+        return run.objective.evaluate_file(run, data, batch_size)
+    return evaluate_sequences(run, data, batch_size)
 
 
 def evaluate_sequences(run: Run, data: DictConfig, batch_size: int = 64) -> dict[str, float | None]:

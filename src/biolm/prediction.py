@@ -4,9 +4,9 @@ In: a loaded `Run` and `SequenceRecords` (or raw strings). Out: a DataFrame with
 ``prob_<class>`` columns (classification) or ``prediction`` values (regression), and
 ``prediction``. `biolm predict`, `biolm evaluate`, the test metrics written by `finetune`,
 the service and the variant scorer all come through `predict_records`, so they never disagree.
-`predict_records` asks the run's objective for its table (`SequenceObjective.predict_table`): the
-sequence-level objectives come back here (`predict_values`); per-base objectives
-(`biolm.tasks.token_classification`) make their own segment table from the same run.
+Sequence-level objectives get their values here (`predict_values`) and tabulate them
+(`SequenceObjective.to_frame`); per-base objectives (`biolm.tasks.token_classification`) make
+their own segment table from the same run (``predict_table``).
 
 Long inputs: when the run was trained with ``data.window_bp`` (bases), each sequence is cut
 into windows (`biolm.data.windows`), every window is scored, and the per-window probabilities
@@ -105,11 +105,6 @@ def predict_values(
     return np.mean(per_strand, axis=0).astype(np.float32)
 
 
-def prediction_table(run: Run, ids: Sequence[str], values: np.ndarray) -> pd.DataFrame:
-    """Per-sequence values -> the run objective's table: ``id``, ``prob_<class>`` / ``prediction`` columns."""
-    return run.objective.to_frame(ids, values)
-
-
 def predict_records(
     run: Run,
     records: SequenceRecords,
@@ -119,7 +114,10 @@ def predict_records(
     rc_average: bool | None = None,
 ) -> pd.DataFrame:
     """Predict every record of a file-backed table (see `predict_values` for the options)."""
-    return run.objective.predict_table(run, records, batch_size, tokens, aggregate, rc_average)
+    objective = run.objective
+    if not objective.per_sequence:  # per-base objectives make their own table from the same run
+        return objective.predict_table(run, records, batch_size, tokens, aggregate, rc_average)
+    return objective.to_frame(records.ids, predict_values(run, records, batch_size, tokens, aggregate, rc_average))
 
 
 def predict(

@@ -43,6 +43,9 @@ class SequenceObjective:
             difference is a supervised variant effect.
         serves: whether the HTTP service can answer with it (one prediction and optional class
             probabilities per sequence).
+        per_sequence: one output per sequence: `biolm.prediction` computes the values (windows,
+            RC averaging) and `to_frame` tabulates them. Objectives without it (per-base outputs)
+            implement ``predict_table(run, records, ...)`` and ``evaluate_file(run, data, batch_size)``.
 
     Args:
         labels: the fitted label space.
@@ -53,6 +56,7 @@ class SequenceObjective:
     plots: ClassVar[tuple[str, ...]] = ()
     scores_variant_effects: ClassVar[bool] = False
     serves: ClassVar[bool] = True
+    per_sequence: ClassVar[bool] = True
 
     def __init__(self, labels: LabelSpec):
         self.labels = labels
@@ -131,18 +135,6 @@ class SequenceObjective:
     def to_frame(self, ids: Sequence[str], values: np.ndarray) -> pd.DataFrame:
         """Per-sequence values -> the prediction table: ``id``, ``prob_<class>`` columns and ``prediction``."""
         raise NotImplementedError
-
-    def predict_table(self, run, records, batch_size: int = 64, tokens=None, aggregate: str | None = None, rc_average: bool | None = None) -> pd.DataFrame:
-        """The prediction table of ``records`` (see `biolm.prediction.predict_values` for the options)."""
-        from biolm.prediction import predict_values
-
-        return self.to_frame(records.ids, predict_values(run, records, batch_size, tokens, aggregate, rc_average))
-
-    def evaluate_file(self, run, data: DictConfig, batch_size: int = 64) -> dict[str, float | None]:
-        """Metrics of ``run`` on the labelled file ``data.test`` (``biolm evaluate``), plus ``n``."""
-        from biolm.evaluation import evaluate_sequences
-
-        return evaluate_sequences(run, data, batch_size)
 
     def probabilities(self, frame: pd.DataFrame) -> list[dict[str, float]] | None:
         """Per-row class probabilities of a prediction table (None: the objective predicts values)."""

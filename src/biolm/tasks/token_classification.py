@@ -47,6 +47,7 @@ class TokenClassification(SequenceObjective):
 
     name = "token_classification"
     plots = ()
+    per_sequence = False
     serves = False  # per-base segments are not in the service's response schema yet
 
     @classmethod
