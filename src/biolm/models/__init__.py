@@ -32,7 +32,7 @@ from biolm.models.heads import (
     SequenceModel,
     SequenceModelOutput,
 )
-from biolm.models.hub import resolve_pretrained
+from biolm.models.hub import detect_family, resolve_pretrained
 from biolm.models.hyena import (
     HyenaConfig,
     HyenaEncoder,
@@ -88,8 +88,20 @@ def _build_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int):
 
 
 def _pretrained_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int) -> nn.Module:
-    """The trunk class's `from_pretrained(model.pretrained)`; `model.trunk` passes run-time options."""
+    """The checkpoint family's `from_pretrained(model.pretrained)`; `model.trunk` passes run-time options.
+
+    The family is read from the checkpoint's config.json (`hub.detect_family`): a folder of another
+    family than ``model.trunk._target_`` (often just the default ``model=``) is loaded by its own
+    family, without the trunk options, which belong to the other one (logged).
+    """
     target = str(cfg.trunk._target_)
+    folder = resolve_pretrained(cfg.pretrained)
+    detected = detect_family(folder)
+    options = OmegaConf.to_container(cfg.trunk, resolve=True)
+    options.pop("_target_")
+    if detected is not None and detected != target:
+        log.info("model.pretrained=%s holds a %s checkpoint (config.json); using it instead of %s", cfg.pretrained, detected.rsplit(".", 1)[-1], target.rsplit(".", 1)[-1])
+        target, options = detected, {}
     try:
         trunk_cls = get_class(target)
     except Exception as exc:  # hydra raises ImportError, AttributeError or ValueError
@@ -99,10 +111,7 @@ def _pretrained_trunk(cfg: DictConfig, vocab_size: int, pad_token_id: int) -> nn
             f"model.pretrained: {trunk_cls.__name__} has no checkpoint importer "
             "(importers: BertEncoder, EsmEncoder, HyenaEncoder); set model.pretrained=null to train it from scratch"
         )
-    options = OmegaConf.to_container(cfg.trunk, resolve=True)
-    options.pop("_target_")
     log.info("model.pretrained=%s: %s architecture from its config.json (model.trunk shape keys are ignored)", cfg.pretrained, trunk_cls.__name__)
-    folder = resolve_pretrained(cfg.pretrained)
     return trunk_cls.from_pretrained(str(folder), vocab_size=vocab_size, pad_token_id=pad_token_id, **options)
 
 

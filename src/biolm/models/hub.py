@@ -215,3 +215,36 @@ def load_checked(model: nn.Module, state_dict: Mapping[str, Tensor], source: str
     computed = {name: expected[name] for name in buffers & expected.keys() if name not in state_dict}
     model.load_state_dict({**computed, **state_dict}, strict=True)
     return model
+
+
+# config.json evidence per family, checked in order (the layouts file: NT v2 and DNABERT-2 have no model_type)
+FAMILIES = (
+    ("biolm.models.hyena.HyenaEncoder", ("hyena",), ("d_model", "n_layer", "max_seq_len")),
+    ("biolm.models.esm.EsmEncoder", ("esm",), ("token_dropout", "emb_layer_norm_before")),
+    ("biolm.models.bert.BertEncoder", ("bert", "mosaic"), ("num_attention_heads", "intermediate_size", "type_vocab_size")),
+)
+
+
+def detect_family(folder: str | Path) -> str | None:
+    """The trunk class (``_target_``) a Hugging Face checkpoint folder holds, from its ``config.json``.
+
+    Evidence, in order: ``model_type``, the ``architectures`` / ``auto_map`` class names, then
+    family-specific fields (HyenaDNA: ``d_model``/``n_layer``/``max_seq_len``; ESM and Nucleotide
+    Transformer: ``token_dropout``; BERT, DNABERT, DNABERT-2: ``type_vocab_size``...). None when
+    nothing matches or the file cannot be read (the family's importer then reports the folder).
+    """
+    try:
+        config = json.loads((Path(folder).expanduser() / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    names = " ".join([str(config.get("model_type") or ""), *map(str, config.get("architectures") or []),
+                      *map(str, (config.get("auto_map") or {}).values())]).lower()
+    for target, words, _ in FAMILIES:
+        if any(word in names for word in words):
+            return target
+    for target, _, keys in FAMILIES:
+        if all(key in config for key in keys[:2]):
+            return target
+    return None
