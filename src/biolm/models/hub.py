@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -22,71 +20,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from biolm.checkpoints import HUB_ID, resolve_pretrained  # noqa: F401 - re-exported: models import it from here
 from biolm.errors import BiolmError
 
 log = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 _SHOWN = 4  # names listed per kind of mismatch; the count says how many there are
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name, as the Hub spells repository ids
-# What a model.pretrained download fetches: configs, tokenizer files and the weights (the .bin only without a .safetensors).
-_HUB_FILES = ["*.json", "*.txt", "*.model", "*.safetensors"]
-
-
-def resolve_pretrained(value: str | Path) -> Path:
-    """The checkpoint folder a `model.pretrained` value names: an existing path, else a Hub id's download.
-
-    ``org/name`` that is not a local path is fetched with `huggingface_hub.snapshot_download` into the
-    Hugging Face cache (configs, tokenizer files, weights); with ``HF_HUB_OFFLINE=1`` only the cache is read.
-
-    Args:
-        value: a local folder or a Hub repository id.
-
-    Returns:
-        The folder (a value that is neither an existing path nor a Hub id is returned as a path, and
-        `read_hf_folder` names it as missing).
-
-    Raises:
-        BiolmError: a Hub id that cannot be fetched (offline, no network, unknown or gated repository).
-    """
-    path = Path(str(value)).expanduser()
-    if path.exists() or not HUB_ID.match(str(value)):
-        return path
-    return _download(str(value))
-
-
-def _download(repo_id: str) -> Path:
-    """Fetch a Hub repository's checkpoint files (cache only when offline), or raise one line that says what to do."""
-    from huggingface_hub import snapshot_download
-
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    try:
-        folder = Path(snapshot_download(repo_id, allow_patterns=_HUB_FILES, local_files_only=offline))
-        if not (folder / "model.safetensors").is_file():
-            folder = Path(snapshot_download(repo_id, allow_patterns=[*_HUB_FILES, "pytorch_model.bin"], local_files_only=offline))
-    except Exception as exc:  # huggingface_hub raises its own errors, httpx's and OSError for the network and the cache
-        reason = "HF_HUB_OFFLINE is set and it is not in the Hugging Face cache" if offline else _download_failure(exc)
-        raise BiolmError(
-            f"model.pretrained={repo_id}: cannot download it from the Hugging Face Hub ({reason}); download it where there is "
-            f"network (hf download {repo_id} --local-dir <folder>) and pass model.pretrained=<folder>"
-        ) from None
-    log.info("model.pretrained=%s: Hugging Face Hub snapshot in %s", repo_id, folder)
-    return folder
-
-
-def _download_failure(exc: Exception) -> str:
-    """A few words on why a Hub download failed."""
-    from huggingface_hub.errors import GatedRepoError, LocalEntryNotFoundError, RepositoryNotFoundError
-
-    if isinstance(exc, GatedRepoError):
-        return "the repository is gated: accept its terms on the Hub and log in with `hf auth login`"
-    if isinstance(exc, RepositoryNotFoundError):
-        return "no such repository, or it is private"
-    if isinstance(exc, LocalEntryNotFoundError):
-        return "no network, and it is not in the Hugging Face cache"
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
 def read_hf_folder(path: str | Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Parse `config.json` and load the weights of a Hugging Face checkpoint folder (CPU tensors).
 
@@ -161,7 +101,7 @@ def merge_options(
     if "vocab_size" in overrides and overrides["vocab_size"] != checkpoint["vocab_size"]:
         raise BiolmError(
             f"model.pretrained={source}: the tokenizer has {overrides['vocab_size']} token ids, the "
-            f"checkpoint {checkpoint['vocab_size']}; use the tokenizer the checkpoint was trained with"
+            f"checkpoint {checkpoint['vocab_size']}; use the tokenizer the checkpoint was trained with (tokenizer=pretrained reads it from the folder)"
         )
     resolved = asdict(config_cls(**{key: value for key, value in checkpoint.items() if key in known}))
     runtime = set(runtime) | {"pad_token_id"}
