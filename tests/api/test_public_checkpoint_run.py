@@ -45,3 +45,16 @@ def test_finetune_from_a_nucleotide_transformer_folder(nt_folder, tiny_task, tmp
     again = tmp_path / "b.csv"
     assert main(["predict", f"run={run}", f"input={tiny_task['test']}", f"output={again}"]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out), pd.read_csv(again))
+
+
+def test_a_sequence_model_drops_the_imported_lm_head(nt_folder):
+    from omegaconf import OmegaConf
+
+    from biolm.models import build_language_model, build_sequence_model
+
+    cfg = OmegaConf.create({"trunk": {"_target_": "biolm.models.esm.EsmEncoder"}, "head": {"pooling": "cls"}, "pretrained": str(nt_folder)})
+    sequence_model = build_sequence_model(cfg, vocab_size=len(V2_LINES), pad_token_id=1, num_outputs=2)
+    assert sequence_model.trunk.lm_head is None and not sequence_model.trunk.config.lm_head
+    assert not any("lm_head" in name for name, _ in sequence_model.named_parameters())
+    language_model = build_language_model(cfg, vocab_size=len(V2_LINES), pad_token_id=1)
+    assert language_model.trunk.lm_head is not None

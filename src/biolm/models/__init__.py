@@ -181,6 +181,11 @@ def build_sequence_model(
         if cfg.get(key) is None:
             raise BiolmError(f"model.{key}: missing (a model config needs both trunk and head)")
     trunk = _build_trunk(cfg, vocab_size, pad_token_id)
+    if isinstance(getattr(trunk, "lm_head", None), nn.Module) and hasattr(trunk.config, "lm_head"):
+        # a sequence model never calls the LM head an imported checkpoint brought along: drop it (no unused
+        # parameters under DDP, none counted as trainable), and record that in the trunk's config
+        trunk.lm_head = None
+        trunk.config.lm_head = False
     head_kwargs = OmegaConf.to_container(cfg.head, resolve=True)
     if getattr(trunk, "causal", False) and head_kwargs.get("pooling") == "cls":
         raise BiolmError(
