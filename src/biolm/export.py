@@ -117,6 +117,8 @@ def export_run(run: Run | str | Path, out: str | Path, overwrite: bool = False) 
 def transformers_incompatibility(run: Run) -> str | None:
     """Why ``run`` has no exact `BertForSequenceClassification` equivalent (None: it has one)."""
     trunk, head = run.model.trunk, run.model.head
+    if run.objective.transformers_problem is None:
+        return f"its objective ({run.objective.name}) has no transformers sequence-classification equivalent"
     if not isinstance(trunk, BertEncoder):
         return f"its trunk is a {type(trunk).__name__}, which transformers does not implement"
     if trunk.config.position_embedding != "learned" or trunk.config.mlp != "gelu":
@@ -143,18 +145,11 @@ def _bert_classifier(run: Run) -> tuple[dict[str, Any], dict[str, Tensor]]:
     weights["bert.pooler.dense.weight"] = scale * torch.eye(cfg.hidden_size)
     weights["bert.pooler.dense.bias"] = torch.zeros(cfg.hidden_size)
     out_weight, out_bias = run.model.head.out.weight.detach().float(), run.model.head.out.bias.detach().float()
-    task, classes = run.labels.task, list(run.labels.classes)
-    if task == "binary":  # one logit z -> two logits [0, z]: softmax gives (1 - sigmoid(z), sigmoid(z))
-        out_weight = torch.cat([torch.zeros_like(out_weight), out_weight])
-        out_bias = torch.cat([torch.zeros_like(out_bias), out_bias])
-    elif task == "regression":  # the run predicts logit * std + mean
-        out_weight, out_bias = out_weight * run.labels.std, out_bias * run.labels.std + run.labels.mean
-        classes = ["value"]
+    out_weight, out_bias, classes, _ = run.objective.transformers_head(out_weight, out_bias)
     weights["classifier.weight"] = out_weight / scale
     weights["classifier.bias"] = out_bias
     weights = {name: tensor.contiguous().clone() for name, tensor in weights.items()}
-    problem = {"binary": "single_label_classification", "multiclass": "single_label_classification",
-               "multilabel": "multi_label_classification", "regression": "regression"}[task]
+    problem = run.objective.transformers_problem
     config = {
         "architectures": ["BertForSequenceClassification"],
         "model_type": "bert",
@@ -320,7 +315,7 @@ def model_card(run: Run, name: str, reason: str | None) -> str:
             "`tanh(pooler(h_cls))`: the exported pooler is a tiny multiple of the identity (tanh is linear there "
             "to ~1e-7) and the classifier is scaled back up, so both give the same probabilities "
             "(verified by biolm's tests to 1e-5). Fine-tuning further in transformers starts from this pooler."
-            + (" The binary head's single logit is exported as two logits `[0, z]`." if run.labels.task == "binary" else ""),
+            + (" " + run.objective.transformers_head(torch.zeros(1, 1), torch.zeros(1))[3]).rstrip(),
             "",
         ]
         if OmegaConf.select(run.cfg, "data.window_bp"):

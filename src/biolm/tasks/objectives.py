@@ -146,6 +146,14 @@ class SequenceObjective:
         (only where `scores_variant_effects`)."""
         raise NotImplementedError(f"{self.name} objectives do not score variant effects")
 
+    # transformers' `problem_type` of this objective's sequence-classification head (None: no equivalent)
+    transformers_problem: ClassVar[str | None] = None
+
+    def transformers_head(self, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[str], str]:
+        """The output layer as transformers' ``*ForSequenceClassification`` reads it (`biolm export`):
+        ``(weight, bias, label names, note for the model card)``; by default unchanged."""
+        return weight, bias, list(self.classes), ""
+
     def truth_matrix(self, labels: Sequence[str]) -> np.ndarray:
         """``(N, C)`` 0/1 truth per class from raw label strings (for per-class curves)."""
         sets = [{str(text).strip()} for text in labels]
@@ -169,6 +177,12 @@ class BinaryClassification(SequenceObjective):
     stratify = True
     plots = ("roc", "pr", "confusion")
     scores_variant_effects = True
+    transformers_problem = "single_label_classification"
+
+    def transformers_head(self, weight, bias):
+        # one logit z -> two logits [0, z]: softmax gives (1 - sigmoid(z), sigmoid(z))
+        return (torch.cat([torch.zeros_like(weight), weight]), torch.cat([torch.zeros_like(bias), bias]), list(self.classes),
+                "The binary head's single logit is exported as two logits `[0, z]`.")
 
     @classmethod
     def example_labels(cls, rng, n):
@@ -203,6 +217,7 @@ class MulticlassClassification(SequenceObjective):
     name = "multiclass"
     stratify = True
     plots = ("roc", "pr", "confusion")
+    transformers_problem = "single_label_classification"
 
     @classmethod
     def example_labels(cls, rng, n):
@@ -225,6 +240,7 @@ class MultilabelClassification(SequenceObjective):
 
     name = "multilabel"
     plots = ("roc", "pr")
+    transformers_problem = "multi_label_classification"
 
     @classmethod
     def example_labels(cls, rng, n):
@@ -254,6 +270,11 @@ class Regression(SequenceObjective):
     name = "regression"
     plots = ("scatter",)
     scores_variant_effects = True
+    transformers_problem = "regression"
+
+    def transformers_head(self, weight, bias):
+        # the run predicts logit * std + mean: fold the label scaling into the layer
+        return weight * self.labels.std, bias * self.labels.std + self.labels.mean, ["value"], ""
 
     @classmethod
     def example_labels(cls, rng, n):
