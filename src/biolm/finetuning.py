@@ -123,49 +123,68 @@ class SequenceRecipe(Recipe):
             if rc_prob or substitution_rate
             else TokenDataset(tokens["train"], targets["train"])
         )
-        datamodule = SequenceDataModule(
-            {"train": train_set, "val": TokenDataset(tokens["val"], targets["val"])},
-            tokenizer.pad_id,
-            batch_size=int(cfg.data.batch_size),
-            num_workers=int(cfg.data.num_workers),
-            eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
-            seed=int(cfg.seed),
-        )
-        checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
-        return Job(
-            task=task,
-            datamodule=datamodule,
-            folder=stage,
-            final=final,
-            resume_from=resume_from,
-            resume_hint=f"the same command and run_name={final.name} ckpt=last",
-            callbacks=[checkpoint, ResumeCheckpoint(stage / "checkpoints")],
-            early_stopping=(monitor, mode),
-            state={"checkpoint": checkpoint, "splits": splits, "targets": targets, "tokens": tokens, "trainable": trainable, "total": total, "model": model},
-        )
+        datamodule = data_module(cfg, tokenizer, {"train": train_set, "val": TokenDataset(tokens["val"], targets["val"])})
+        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, splits=splits, targets=targets, tokens=tokens, sizes=(trainable, total))
 
     def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
-        stage, final = job.folder, job.final
-        checkpoint, splits, targets, tokens = (job.state[k] for k in ("checkpoint", "splits", "targets", "tokens"))
-        trainable, total, model, monitor = job.state["trainable"], job.state["total"], job.state["model"], checkpoint.monitor
-        shutil.rmtree(stage / "checkpoints", ignore_errors=True)  # resume state; the finished run keeps its best weights only
-        if checkpoint.best is None:
-            log.warning("%s never produced a finite value; keeping the last weights", monitor)
-            save_model(model, stage)
-
-        run = load_run(stage)
+        splits, targets, tokens = (job.state[k] for k in ("splits", "targets", "tokens"))
+        keep_best_weights(job)
+        run = load_run(job.folder)
         test = splits["test"]
         frame = predict_records(run, test, tokens=tokens.get("test"))
         metrics = compute_metrics(run.objective, frame, targets["test"])
-        metrics.update({"n_test": len(test), "monitor": monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
-        metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
-        write_json(metrics, stage / "test_metrics.json")
         frame.insert(1, "label", test.labels)
-        write_table(frame, str(stage / "test_predictions.csv"))
-        write_report(stage, {name: len(r) for name, r in splits.items()}, announce=False)  # the staging folder is renamed next
-        publish(stage, final)
-        log.info("run written to %s (report: %s)", final, final / "report.md")
-        return final
+        write_table(frame, str(job.folder / "test_predictions.csv"))
+        return publish_run(job, metrics, {name: len(r) for name, r in splits.items()}, *job.state["sizes"])
+
+
+def data_module(cfg: DictConfig, tokenizer, datasets: dict) -> SequenceDataModule:
+    """The fine-tune's data module over ``train``/``val`` datasets (batch sizes, workers, seeded order from ``cfg``)."""
+    return SequenceDataModule(
+        datasets,
+        tokenizer.pad_id,
+        batch_size=int(cfg.data.batch_size),
+        num_workers=int(cfg.data.num_workers),
+        eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
+        seed=int(cfg.seed),
+    )
+
+
+def staged_job(task, datamodule, stage: Path, final: Path, resume_from: Path | None, monitor: str, mode: str, **state) -> Job:
+    """The `Job` of a fine-tune built in ``stage``: best weights by ``monitor`` and a resume checkpoint every epoch."""
+    checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
+    return Job(
+        task=task,
+        datamodule=datamodule,
+        folder=stage,
+        final=final,
+        resume_from=resume_from,
+        resume_hint=f"the same command and run_name={final.name} ckpt=last",
+        callbacks=[checkpoint, ResumeCheckpoint(stage / "checkpoints")],
+        early_stopping=(monitor, mode),
+        state={"checkpoint": checkpoint, **state},
+    )
+
+
+def keep_best_weights(job: Job) -> None:
+    """After training: drop the resume state and keep the best weights (the last ones if the monitor never was finite)."""
+    checkpoint = job.state["checkpoint"]
+    shutil.rmtree(job.folder / "checkpoints", ignore_errors=True)  # the finished run keeps its best weights only
+    if checkpoint.best is None:
+        log.warning("%s never produced a finite value; keeping the last weights", checkpoint.monitor)
+        save_model(job.task.model, job.folder)
+
+
+def publish_run(job: Job, metrics: dict, sizes: dict[str, int], trainable: int, total: int) -> Path:
+    """Write ``test_metrics.json`` (with the checkpoint's record and data sizes) and the report, then publish the run."""
+    checkpoint = job.state["checkpoint"]
+    metrics.update({"n_test": sizes["test"], "monitor": checkpoint.monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
+    metrics.update({"n_train": sizes["train"], "n_val": sizes["val"], "trainable_params": trainable, "total_params": total})
+    write_json(metrics, job.folder / "test_metrics.json")
+    write_report(job.folder, sizes, announce=False)  # the staging folder is renamed next
+    publish(job.folder, job.final)
+    log.info("run written to %s (report: %s)", job.final, job.final / "report.md")
+    return job.final
 
 
 def _run_name(cfg: DictConfig) -> str:

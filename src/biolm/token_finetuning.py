@@ -11,7 +11,6 @@ segments of the test sequences in ``test_segments.tsv``.
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import lightning as L
@@ -19,16 +18,13 @@ import numpy as np
 from omegaconf import DictConfig
 
 from biolm.data.base_labels import BaseLabels, encode_bases, read_base_labels
-from biolm.data.datasets import SequenceDataModule, TokenDataset, tokenize_records
+from biolm.data.datasets import TokenDataset, tokenize_records
 from biolm.data.io import write_table
 from biolm.errors import BiolmError
-from biolm.finetuning import adopt_pretrained, stage_run
-from biolm.fitting import publish
+from biolm.finetuning import adopt_pretrained, data_module, keep_best_weights, publish_run, stage_run, staged_job
 from biolm.models import pin_pretrained
 from biolm.models.adapters import adapter_name, apply_adapter
-from biolm.report import write_report
-from biolm.runs import count_parameters, instantiate_config, load_run, load_trunk, token_limit, write_json
-from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model
+from biolm.runs import count_parameters, instantiate_config, load_run, load_trunk, token_limit
 from biolm.tasks.metrics import metric_mode
 from biolm.tasks.objectives import objective_class
 from biolm.tasks.sequence import SequenceTask
@@ -111,44 +107,15 @@ class TokenRecipe(Recipe):
         monitor, mode = f"val/{cfg.task.monitor}", metric_mode(cfg.task.monitor)
         weights = objective.class_weights(targets["train"], cfg.task.get("class_weights"))
         task = SequenceTask(model, objective, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)
-        datamodule = SequenceDataModule(
-            {name: TokenDataset(tokens[name], targets[name]) for name in ("train", "val")},
-            tokenizer.pad_id,
-            batch_size=int(cfg.data.batch_size),
-            num_workers=int(cfg.data.num_workers),
-            eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
-            seed=int(cfg.seed),
-        )
+        datamodule = data_module(cfg, tokenizer, {name: TokenDataset(tokens[name], targets[name]) for name in ("train", "val")})
         datamodule.collate = PaddedTargetsCollator(tokenizer.pad_id)
-        checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
-        return Job(
-            task=task,
-            datamodule=datamodule,
-            folder=stage,
-            final=final,
-            resume_from=resume_from,
-            resume_hint=f"the same command and run_name={final.name} ckpt=last",
-            callbacks=[checkpoint, ResumeCheckpoint(stage / "checkpoints")],
-            early_stopping=(monitor, mode),
-            state={"checkpoint": checkpoint, "splits": splits, "tokens": tokens, "targets": targets, "sizes": (trainable, total)},
-        )
+        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, splits=splits, tokens=tokens, targets=targets, sizes=(trainable, total))
 
     def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
-        stage, final, checkpoint = job.folder, job.final, job.state["checkpoint"]
         splits, tokens, targets = job.state["splits"], job.state["tokens"], job.state["targets"]
-        shutil.rmtree(stage / "checkpoints", ignore_errors=True)
-        if checkpoint.best is None:
-            log.warning("%s never produced a finite value; keeping the last weights", checkpoint.monitor)
-            save_model(job.task.model, stage)
-        run = load_run(stage)
+        keep_best_weights(job)
+        run = load_run(job.folder)
         metrics = token_metrics(run, tokens["test"], targets["test"], int(cfg.data.get("eval_batch_size") or cfg.data.batch_size))
-        trainable, total = job.state["sizes"]
-        metrics.update({"n_test": len(splits["test"]), "monitor": checkpoint.monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch})
-        metrics.update({"n_train": len(splits["train"]), "n_val": len(splits["val"]), "trainable_params": trainable, "total_params": total})
-        write_json(metrics, stage / "test_metrics.json")
         segments = run.objective.predict_table(run, splits["test"].records, tokens=tokens["test"])
-        write_table(segments, str(stage / "test_segments.tsv"))
-        write_report(stage, {name: len(s) for name, s in splits.items()}, announce=False)
-        publish(stage, final)
-        log.info("run written to %s (report: %s)", final, final / "report.md")
-        return final
+        write_table(segments, str(job.folder / "test_segments.tsv"))
+        return publish_run(job, metrics, {name: len(s) for name, s in splits.items()}, *job.state["sizes"])

@@ -19,12 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from biolm.errors import BiolmError
 from biolm.models.bert import BertConfig, BertEncoder
-from biolm.models.hub import load_checked, merge_options, read_hf_folder
+from biolm.models.hub import load_checked, merge_options, read_hf_folder, rename_tensors
 
 _DROPPED_PREFIXES = ("pooler.", "cls.", "classifier.", "encoder.alibi")
 _DROPPED_NAMES = {"embeddings.position_ids", "embeddings.token_type_ids"}
@@ -48,7 +47,6 @@ _RENAMES = [
     (r"^encoder\.layer\.(\d+)\.mlp\.wo\.(weight|bias)$", r"layers.\1.mlp.fc_out.\2"),
     (r"^encoder\.layer\.(\d+)\.mlp\.layernorm\.(weight|bias)$", r"layers.\1.mlp_norm.\2"),
 ]
-_SPLIT_QKV = re.compile(r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$")
 
 
 def _normalise(name: str) -> str:
@@ -71,35 +69,8 @@ def convert_hf_bert_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
     Raises:
         BiolmError: a layer with some but not all of query, key and value.
     """
-    out: dict[str, Tensor] = {}
-    split_qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
-    for raw_name, tensor in sd.items():
-        name = _normalise(raw_name)
-        if name in _DROPPED_NAMES or name.startswith(_DROPPED_PREFIXES):
-            continue
-        match = _SPLIT_QKV.match(name)
-        if match:
-            layer, part, kind = match.groups()
-            split_qkv.setdefault((layer, kind), {})[part] = tensor
-            continue
-        for pattern, replacement in _RENAMES:
-            new_name, count = re.subn(pattern, replacement, name)
-            if count:
-                out[new_name] = tensor
-                break
-        else:
-            out[name] = tensor
-    for (layer, kind), parts in split_qkv.items():
-        if set(parts) != {"query", "key", "value"}:
-            raise BiolmError(
-                f"checkpoint layer {layer}: attention {kind} has only {sorted(parts)} "
-                "(needs query, key and value)"
-            )
-        # Output rows ordered (q | k | v), each (heads, head_dim): the layout BertSelfAttention views.
-        out[f"layers.{layer}.attention.qkv.{kind}"] = torch.cat(
-            [parts["query"], parts["key"], parts["value"]], dim=0
-        )
-    return out
+    names = ((_normalise(raw), tensor) for raw, tensor in sd.items())
+    return rename_tensors(((n, t) for n, t in names if n not in _DROPPED_NAMES and not n.startswith(_DROPPED_PREFIXES)), _RENAMES)
 
 
 def _get(hf_config: Any, key: str, default: Any = None) -> Any:

@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from biolm.errors import BiolmError
 from biolm.models.esm import EsmConfig, EsmEncoder
-from biolm.models.hub import load_checked, merge_options, read_hf_folder
+from biolm.models.hub import load_checked, merge_options, read_hf_folder, rename_tensors
 
 _DROPPED_PREFIXES = ("contact_head.", "pooler.", "classifier.")
 _DROPPED = re.compile(r"^(embeddings\.position_ids|.*rotary_embeddings\.inv_freq)$")
@@ -43,7 +42,6 @@ _RENAMES = [
     (r"^encoder\.emb_layer_norm_after\.", "final_norm."),
     (r"^embeddings\.layer_norm\.", "embeddings.layer_norm."),
 ]
-_SPLIT_QKV = re.compile(r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$")
 
 
 def convert_hf_esm_state_dict(sd: Mapping[str, Tensor], rotary: bool) -> dict[str, Tensor]:
@@ -60,30 +58,12 @@ def convert_hf_esm_state_dict(sd: Mapping[str, Tensor], rotary: bool) -> dict[st
     Raises:
         BiolmError: a layer with some but not all of query, key and value.
     """
-    out: dict[str, Tensor] = {}
-    split_qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
-    for raw_name, tensor in sd.items():
-        # transformers 5 writes LayerNorm tensors of this family under the old gamma/beta names.
-        name = re.sub(r"LayerNorm\.(gamma|beta)$", lambda m: "LayerNorm." + _TF_NAMES[m[1]], raw_name.removeprefix("esm."))
-        if name.startswith(_DROPPED_PREFIXES) or _DROPPED.match(name) or (rotary and name == _UNUSED_TABLE):
-            continue
-        match = _SPLIT_QKV.match(name)
-        if match:
-            layer, part, kind = match.groups()
-            split_qkv.setdefault((layer, kind), {})[part] = tensor
-            continue
-        for pattern, replacement in _RENAMES:
-            new_name, count = re.subn(pattern, replacement, name)
-            if count:
-                out[new_name] = tensor
-                break
-        else:
-            out[name] = tensor
-    for (layer, kind), parts in split_qkv.items():
-        if set(parts) != {"query", "key", "value"}:
-            raise BiolmError(f"checkpoint layer {layer}: attention {kind} has only {sorted(parts)} (needs query, key and value)")
-        out[f"layers.{layer}.attention.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
-    return out
+    def keep(name: str) -> bool:
+        return not (name.startswith(_DROPPED_PREFIXES) or _DROPPED.match(name) or (rotary and name == _UNUSED_TABLE))
+
+    # transformers 5 writes LayerNorm tensors of this family under the old gamma/beta names.
+    names = ((re.sub(r"LayerNorm\.(gamma|beta)$", lambda m: "LayerNorm." + _TF_NAMES[m[1]], raw.removeprefix("esm.")), tensor) for raw, tensor in sd.items())
+    return rename_tensors(((n, t) for n, t in names if keep(n)), _RENAMES)
 
 
 def esm_config_from_hf(hf_config: Mapping[str, Any], sd: Mapping[str, Tensor]) -> dict[str, Any]:

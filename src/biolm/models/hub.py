@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -188,3 +189,45 @@ def detect_family(folder: str | Path) -> str | None:
         if all(key in config for key in keys[:2]):
             return target
     return None
+
+
+# A Hugging Face BERT/ESM attention stores query, key and value apart; biolm's trunks hold one fused `qkv`.
+SPLIT_QKV = re.compile(r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$")
+
+
+def rename_tensors(items: Iterable[tuple[str, Tensor]], renames: Iterable[tuple[str, str]]) -> dict[str, Tensor]:
+    """Map Hugging Face tensor names onto a biolm trunk's (shared by the BERT and ESM importers).
+
+    Each name takes the first matching ``(pattern, replacement)`` of ``renames``; separate
+    ``encoder.layer.i.attention.self.{query,key,value}`` tensors are fused, rows ordered
+    (q | k | v), into ``layers.i.attention.qkv``. A name that matches nothing is kept, so the strict
+    load reports it as unexpected together with whatever is missing.
+
+    Args:
+        items: ``(name, tensor)`` pairs, already stripped of the model prefix and filtered.
+        renames: regex patterns and their replacements.
+
+    Raises:
+        BiolmError: a layer with some but not all of query, key and value.
+    """
+    renames = list(renames)
+    out: dict[str, Tensor] = {}
+    split_qkv: dict[tuple[str, str], dict[str, Tensor]] = {}
+    for name, tensor in items:
+        match = SPLIT_QKV.match(name)
+        if match:
+            layer, part, kind = match.groups()
+            split_qkv.setdefault((layer, kind), {})[part] = tensor
+            continue
+        for pattern, replacement in renames:
+            new_name, count = re.subn(pattern, replacement, name)
+            if count:
+                out[new_name] = tensor
+                break
+        else:
+            out[name] = tensor
+    for (layer, kind), parts in split_qkv.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise BiolmError(f"checkpoint layer {layer}: attention {kind} has only {sorted(parts)} (needs query, key and value)")
+        out[f"layers.{layer}.attention.qkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
+    return out
