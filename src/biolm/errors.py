@@ -12,27 +12,41 @@ class BiolmError(Exception):
 
 
 class InvalidSequenceError(BiolmError):
-    """A sequence holds a character outside the accepted nucleotide alphabet.
+    """A sequence holds a character outside the tokenizer's alphabet.
 
     Attributes:
         index: 0-based index of the sequence in the batch that was being read.
         position: 0-based position of the first offending character.
         char: the offending character.
+        accepted: what the alphabet reads, for messages (e.g. ``A, C, G, T, N in any case``).
+        unknown: the alphabet's unknown letter (``N`` for DNA, ``X`` for protein).
     """
 
-    def __init__(self, index: int, position: int, char: str, message: str | None = None):
+    def __init__(
+        self,
+        index: int,
+        position: int,
+        char: str,
+        message: str | None = None,
+        accepted: str = "A, C, G, T, N in any case, U read as T",
+        unknown: str = "N",
+    ):
         self.index = index
         self.position = position
         self.char = char
+        self.accepted = accepted
+        self.unknown = unknown
         super().__init__(message or f"sequence {index}: {self.problem}")
+
+    @property
+    def invalid_character(self) -> str:
+        """The character, where it is and what is accepted (no hint about settings)."""
+        return f"invalid character {self.char!r} at position {self.position + 1} (accepted: {self.accepted})"
 
     @property
     def problem(self) -> str:
         """What is wrong and what is accepted, without saying where the sequence came from."""
-        return (
-            f"invalid character {self.char!r} at position {self.position + 1} "
-            "(accepted: A, C, G, T, N in any case; set tokenizer.invalid=n to read other letters as N)"
-        )
+        return f"{self.invalid_character[:-1]}; set tokenizer.invalid=n to read other letters as {self.unknown})"
 
 
 def find_user_error(exc: BaseException | None) -> BiolmError | None:

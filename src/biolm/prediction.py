@@ -32,7 +32,6 @@ from biolm.data.io import SequenceRecords
 from biolm.data.windows import aggregate_windows, check_window, split_into_windows
 from biolm.errors import BiolmError
 from biolm.runs import Run, load_run
-from biolm.tokenizers.alphabet import reverse_complement
 
 
 @torch.inference_mode()
@@ -89,9 +88,11 @@ def predict_values(
     check_lengths(run.tokenizer, records)  # before windowing, so messages name whole records
     strands = [records]
     if _setting(run, "rc_average", rc_average):
-        strands.append(
-            SequenceRecords(records.source, records.ids, [reverse_complement(s) for s in records.sequences], None, records.lines, records.line_word)
-        )
+        alphabet = run.tokenizer.alphabet
+        if alphabet.complement is None:
+            raise BiolmError(f"predict.rc_average: {alphabet.name} sequences have no reverse complement; set it to false")
+        reverse = [alphabet.reverse_complement(s) for s in records.sequences]
+        strands.append(SequenceRecords(records.source, records.ids, reverse, None, records.lines, records.line_word))
     per_strand = []
     for strand in strands:
         if window is None:

@@ -124,10 +124,10 @@ def test_console_script_has_no_traceback_and_exit_2(tmp_path):
 
 
 def test_predict_bad_sequence_names_the_record(trained_run, tmp_path, capsys):
-    fasta = _bad(tmp_path, "x.fa", ">a\nACGTACGT\n>b\nACGU\n")
+    fasta = _bad(tmp_path, "x.fa", ">a\nACGTACGT\n>b\nACGZ\n")
     out = tmp_path / "p.csv"
     assert main(["predict", f"run={trained_run}", f"input={fasta}", f"output={out}"]) == 2
-    assert "x.fa line 3: invalid character 'U' at position 4" in capsys.readouterr().err
+    assert "x.fa line 3: invalid character 'Z' at position 4" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -243,3 +243,19 @@ def test_full_size_parameter_counts():
     assert count("nt_v2_50m", 4107) + 2050 * 512 + (12 * 16 + 1) == 55_904_972
     # NT v1-500m: 24 layers x 20 heads; vocab 4105 (the model drops vocab.txt's <eos>, <bos>).
     assert count("nt_v1_500m", 4105) + (24 * 20 + 1) == 485_699_306
+
+
+def test_esm2_8m_parameter_count_equals_transformers():
+    # facebook/esm2_t6_8M_UR50D's config, built by transformers' own EsmForMaskedLM (the reference); it
+    # counts the contact head (6 x 20 + 1) that EsmEncoder drops; the decoder is tied to the embedding.
+    # The Hub checkpoint also stores, as NT v2 does, a 1026 x 320 position table that rotary never reads
+    # (the importer drops it): 7,840,794 with it, the "8M" of the name.
+    config = transformers.EsmConfig(
+        vocab_size=33, hidden_size=320, num_hidden_layers=6, num_attention_heads=20, intermediate_size=1280,
+        max_position_embeddings=1026, pad_token_id=1, mask_token_id=32, position_embedding_type="rotary",
+        token_dropout=True, emb_layer_norm_before=False, tie_word_embeddings=True,
+    )
+    with torch.device("meta"):
+        reference = sum(p.numel() for p in transformers.EsmForMaskedLM(config).parameters())
+    assert count("esm2_t6_8m", 33) + (6 * 20 + 1) == reference == 7_512_474
+    assert reference + 1026 * 320 == 7_840_794

@@ -16,6 +16,7 @@ from biolm.tokenizers import (
     KmerTokenizer,
     load_tokenizer,
 )
+from biolm.tokenizers.letters import hyenadna_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "configs/tokenizer").glob("*.yaml"))
@@ -31,6 +32,8 @@ def make_tokenizers() -> list[DnaTokenizer]:
         KmerTokenizer(k=5, stride=2, add_special_tokens=False),
         BpeTokenizer.from_file(ROOT / "data/tokenizers/dnabert2_117m/tokenizer.json"),
         BpeTokenizer.from_file(ROOT / "data/tokenizers/dnabert2_117m/tokenizer.json", add_special_tokens=False),
+        hyenadna_tokenizer(),
+        hyenadna_tokenizer(invalid="n", add_special_tokens=False),
     ]
 
 

@@ -17,7 +17,6 @@ from torch.utils.data import Dataset
 
 from biolm.data.datasets import truncate_tokens
 from biolm.errors import BiolmError
-from biolm.tokenizers.alphabet import reverse_complement
 
 MAX_SUBSTITUTION_RATE = 0.05
 _BASES = np.frombuffer(b"ACGT", dtype=np.uint8)
@@ -59,6 +58,9 @@ class AugmentedSequenceDataset(Dataset):
 
     def __init__(self, sequences: Sequence[str], targets: np.ndarray, tokenizer, max_tokens: int | None, seed: int, rc_prob: float, substitution_rate: float):
         check_augment(rc_prob, substitution_rate)
+        alphabet = tokenizer.alphabet
+        if (rc_prob or substitution_rate) and alphabet.complement is None:
+            raise BiolmError(f"data.augment: reverse complements and base substitutions apply to nucleotides, not to {alphabet.name} sequences; set rc_prob and substitution_rate to 0")
         self.sequences = list(sequences)
         self.targets = targets
         self.tokenizer = tokenizer
@@ -82,7 +84,7 @@ class AugmentedSequenceDataset(Dataset):
         if self.substitution_rate:
             seq = substitute(seq, self.substitution_rate, rng)
         if rng.random() < self.rc_prob:
-            seq = reverse_complement(seq)
+            seq = self.tokenizer.alphabet.reverse_complement(seq)
         return seq
 
     def __getitem__(self, index: int | tuple[int, int]):

@@ -44,7 +44,6 @@ from biolm.service.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from biolm.tokenizers.alphabet import normalize_sequences
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +122,10 @@ def check_sequences(body: PredictRequest, run: Run, settings: ServeSettings) -> 
         if length > settings.max_length_bp:
             raise BiolmError(f"sequences[{index}]: {length} bp; at most {settings.max_length_bp} bp accepted (max_length_bp)")
     try:
-        clean = normalize_sequences(sequences, run.tokenizer.invalid)
+        clean = run.tokenizer.alphabet.normalize(sequences, run.tokenizer.invalid)
     except InvalidSequenceError as err:
         # The run's tokenizer policy is fixed here, so the CLI's tokenizer.invalid hint does not apply.
-        raise BiolmError(f"sequences[{err.index}]: invalid character {err.char!r} at position {err.position + 1} (accepted: A, C, G, T, N in any case)") from None
+        raise BiolmError(f"sequences[{err.index}]: {err.invalid_character}") from None
     short = run.tokenizer.too_short(clean)
     if short:
         named = ", ".join(f"sequences[{i}] ({len(clean[i])} bp)" for i in short[:3])

@@ -1,14 +1,15 @@
 """What a tokenizer reads: its alphabet (letters, the unknown letter, complements) and its special tokens by role.
 
-An `Alphabet` (``DNA`` today) turns a batch of strings (any case, surrounding whitespace allowed)
+An `Alphabet` (``DNA``, ``PROTEIN``) turns a batch of strings (any case, surrounding whitespace allowed)
 into upper-case strings over its letters: `Alphabet.normalize` gives a list of strings,
 `Alphabet.normalize_joined` one joined ASCII ``bytes`` object plus a ``(batch,)`` int64 array of
 lengths (what the vectorised tokenizers consume). Leading and trailing whitespace is removed;
 whitespace *inside* a sequence is an invalid character. With ``invalid="error"`` the first character
 outside the letters (either case) raises `InvalidSequenceError` (its ``position`` counts from the
 start of the string as given, whitespace included); with ``invalid="n"`` every such character (one
-code point each) becomes the alphabet's unknown letter (``N`` for DNA). `Alphabet.reverse_complement`
-complements with the alphabet's table (DNA: the IUPAC codes, case kept).
+code point each) becomes the alphabet's unknown letter (``N`` for DNA, ``X`` for protein). RNA input
+is read as its DNA equivalent: ``U`` (either case) becomes ``T``. `Alphabet.reverse_complement`
+complements with the alphabet's table (DNA: the IUPAC codes and U, case kept; protein has none).
 
 `SpecialTokens` names a tokenizer's special tokens by role (pad, unk, cls, sep, mask, bos, eos;
 ``None`` where it has none): ``[PAD] [UNK] [CLS] [SEP] [MASK]`` for biolm's own tokenizers, other
@@ -47,17 +48,34 @@ class Alphabet:
         complement: upper-case letter -> its complement (lower case is derived and keeps its case);
             it may cover more letters than ``letters`` (DNA: every IUPAC code), since it is also
             applied to raw sequence. ``None`` where complements make no sense (protein, text).
+        aliases: other upper-case letters read as one of ``letters`` (DNA: RNA's ``U`` as ``T``).
+        accepted: what the alphabet reads, in words, for messages (default: the letters listed).
     """
 
-    def __init__(self, name: str, letters: str, unknown: str, complement: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        name: str,
+        letters: str,
+        unknown: str,
+        complement: Mapping[str, str] | None = None,
+        aliases: Mapping[str, str] | None = None,
+        accepted: str | None = None,
+    ):
+        aliases = dict(aliases or {})
         if unknown not in letters or not letters.isascii() or letters != letters.upper():
             raise ValueError(f"alphabet {name}: letters must be upper-case ASCII holding the unknown letter {unknown!r}")
+        if any(a in letters or len(a) != 1 or b not in letters for a, b in aliases.items()):
+            raise ValueError(f"alphabet {name}: aliases must map other single letters onto its letters")
         self.name = name
         self.letters = letters
         self.unknown = unknown
+        self.aliases = aliases
+        self.accepted = accepted or f"{', '.join(letters)} in any case"
         self.complement = dict(complement) if complement is not None else None
-        self._valid_bytes = (letters + letters.lower()).encode("ascii")
-        self._invalid_char = re.compile(f"[^{re.escape(letters + letters.lower())}]")
+        readable = letters + "".join(aliases)
+        self._valid_bytes = (readable + readable.lower()).encode("ascii")
+        self._invalid_char = re.compile(f"[^{re.escape(readable + readable.lower())}]")
+        self._alias_table = bytes.maketrans("".join(aliases).encode(), "".join(aliases.values()).encode()) if aliases else None
         if self.complement is None:
             self._complement_table = None
         else:
@@ -91,18 +109,22 @@ class Alphabet:
         if joined.isascii():
             raw = joined.encode("ascii")
             if not raw.translate(None, self._valid_bytes):
-                return raw.upper(), np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+                return self._read_aliases(raw.upper()), np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
         cleaned = [s.strip() for s in seqs]
         if invalid == "error":
             for index, (original, seq) in enumerate(zip(seqs, cleaned)):
                 match = self._invalid_char.search(seq)
                 if match:
                     leading = len(original) - len(original.lstrip())
-                    raise InvalidSequenceError(index, leading + match.start(), match.group())
+                    raise InvalidSequenceError(index, leading + match.start(), match.group(), accepted=self.accepted, unknown=self.unknown)
         else:
             cleaned = [self._invalid_char.sub(self.unknown, s) for s in cleaned]
         lengths = np.fromiter(map(len, cleaned), dtype=np.int64, count=len(cleaned))
-        return "".join(cleaned).encode("ascii").upper(), lengths
+        return self._read_aliases("".join(cleaned).encode("ascii").upper()), lengths
+
+    def _read_aliases(self, upper: bytes) -> bytes:
+        """Upper-case bytes with every alias replaced by its letter (U -> T for DNA)."""
+        return upper if self._alias_table is None else upper.translate(self._alias_table)
 
     def normalize(self, seqs: Sequence[str], invalid: str = "error") -> list[str]:
         """Upper-case, strip surrounding whitespace, and check (or repair) the letters.
@@ -150,9 +172,20 @@ DNA = Alphabet(
     "DNA",
     letters="ACGTN",
     unknown="N",
-    complement=dict(zip("ACGTRYKMSWBDHVN", "TGCAYRMKSWVHDBN")),
+    complement=dict(zip("ACGTURYKMSWBDHVN", "TGCAAYRMKSWVHDBN")),
+    aliases={"U": "T"},  # RNA input is read as its DNA equivalent
+    accepted="A, C, G, T, N in any case, U read as T",
 )
 NUCLEOTIDES = DNA.letters
+# The ESM amino-acid letters: the 20 standard residues, then X (any) and the rare or ambiguous
+# B (D/N), U (selenocysteine), Z (E/Q), O (pyrrolysine), as in fair-esm's and transformers' ESM vocabulary.
+PROTEIN = Alphabet(
+    "protein",
+    letters="ACDEFGHIKLMNPQRSTVWYXBUZO",
+    unknown="X",
+    accepted="the 20 amino acids and X, B, U, Z, O in any case",
+)
+ALPHABETS = {alphabet.name: alphabet for alphabet in (DNA, PROTEIN)}
 
 
 @dataclasses.dataclass(frozen=True)
