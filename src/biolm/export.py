@@ -124,6 +124,8 @@ def transformers_incompatibility(run: Run) -> str | None:
     if trunk.config.position_embedding != "learned" or trunk.config.mlp != "gelu":
         return (f"its BertEncoder uses {trunk.config.position_embedding} positions and a {trunk.config.mlp} MLP "
                 "(DNABERT-2 style); transformers' BERT has learned positions and GELU")
+    if trunk.config.pre_layer_norm:
+        return "its BertEncoder is pre-LN (GENA-LM style); transformers' BERT is post-LN"
     if head.pooling != "cls":
         return f"its head pools by {head.pooling}; transformers' BERT classifier reads the first token only"
     if not (run.path / "tokenizer" / "vocab.txt").is_file() or not run.tokenizer.add_special_tokens:

@@ -1,4 +1,4 @@
-"""BERT trunk: bidirectional post-LN transformer encoder (DNABERT-1 and DNABERT-2 shapes).
+"""BERT trunk: bidirectional transformer encoder (DNABERT-1, DNABERT-2 and GENA-LM shapes).
 
 `(batch, length)` token ids + `(batch, length)` attention mask (1 = real token)
 -> `(batch, length, hidden_size)` hidden states.
@@ -7,6 +7,10 @@ Two position schemes and two MLPs cover the DNA BERTs:
 
 - DNABERT-1 (standard Hugging Face BERT): learned absolute positions, GELU MLP.
 - DNABERT-2 (MosaicBERT): ALiBi attention bias instead of position embeddings, GEGLU MLP.
+
+Blocks are post-LN as in BERT, or pre-LN (``pre_layer_norm``) as in GENA-LM
+(AIRI-Institute/GENA_LM ``src/gena_lm/modeling_bert.py``), optionally with a LayerNorm after
+the last block (``last_layer_norm``); the LayerNorm after the embeddings is kept either way.
 
 Attention goes through `torch.nn.functional.scaled_dot_product_attention` with one fused
 QKV projection laid out as `(3, heads, head_dim)` along the output features, the layout of
@@ -50,6 +54,10 @@ class BertConfig:
         type_vocab_size: token-type rows; row 0 is added to every token (0 disables).
         gradient_checkpointing: recompute each block in backward to save memory.
         initializer_range: std of the normal weight init.
+        pre_layer_norm: pre-LN blocks, `x = x + attn(LN(x)); x = x + mlp(LN(x))`, as GENA-LM's
+            `pre_layer_norm` (false: BERT's post-LN blocks).
+        last_layer_norm: a LayerNorm on the last block's output (GENA-LM's `last_layer_ln`);
+            pre-LN only, as in GENA-LM.
     """
 
     hidden_size: int = 128
@@ -65,6 +73,8 @@ class BertConfig:
     type_vocab_size: int = 2
     gradient_checkpointing: bool = False
     initializer_range: float = 0.02
+    pre_layer_norm: bool = False
+    last_layer_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.position_embedding not in POSITION_EMBEDDINGS:
@@ -81,6 +91,8 @@ class BertConfig:
                 f"model.trunk.num_heads: {self.num_heads} does not divide "
                 f"model.trunk.hidden_size {self.hidden_size}"
             )
+        if self.last_layer_norm and not self.pre_layer_norm:
+            raise BiolmError("model.trunk.last_layer_norm: true needs model.trunk.pre_layer_norm: true (a post-LN block already ends in a LayerNorm)")
 
 
 def alibi_slopes(num_heads: int) -> Tensor:
@@ -203,10 +215,15 @@ class GegluMlp(nn.Module):
 
 
 class BertLayer(nn.Module):
-    """Post-LN block: x = LN(x + attn(x)); x = LN(x + mlp(x))."""
+    """Post-LN block x = LN(x + attn(x)); x = LN(x + mlp(x)), or pre-LN x = x + attn(LN(x)); x = x + mlp(LN(x)).
+
+    `attention_norm` and `mlp_norm` follow (post-LN) or precede (pre-LN, `pre_layer_norm`) the
+    attention and the MLP, so both kinds share parameter names.
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
+        self.pre_layer_norm = config.pre_layer_norm
         self.attention = BertSelfAttention(config)
         self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = GegluMlp(config) if config.mlp == "geglu" else GeluMlp(config)
@@ -214,6 +231,9 @@ class BertLayer(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout)
 
     def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+        if self.pre_layer_norm:
+            x = x + self.dropout(self.attention(self.attention_norm(x), attn_mask))
+            return x + self.dropout(self.mlp(self.mlp_norm(x)))
         x = self.attention_norm(x + self.dropout(self.attention(x, attn_mask)))
         return self.mlp_norm(x + self.dropout(self.mlp(x)))
 
@@ -234,6 +254,9 @@ class BertEncoder(nn.Module):
         self.config = config_from_kwargs(BertConfig, kwargs, "BertEncoder")
         self.embeddings = BertEmbeddings(self.config, vocab_size, pad_token_id)
         self.layers = nn.ModuleList(BertLayer(self.config) for _ in range(self.config.num_layers))
+        self.final_norm = (
+            nn.LayerNorm(self.config.hidden_size, eps=self.config.layer_norm_eps) if self.config.last_layer_norm else None
+        )
         if self.config.position_embedding == "alibi":
             self.register_buffer("alibi_slopes", alibi_slopes(self.config.num_heads), persistent=False)
         self._alibi_cache: Tensor | None = None
@@ -241,7 +264,7 @@ class BertEncoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides: object) -> BertEncoder:
-        """Load a local Hugging Face BERT / DNABERT-1 / DNABERT-2 checkpoint folder.
+        """Load a local Hugging Face BERT / DNABERT-1 / DNABERT-2 / GENA-LM checkpoint folder.
 
         The architecture comes from its config.json; see
         `biolm.models.bert_hub.bert_encoder_from_pretrained` for `overrides` and errors.
@@ -332,4 +355,6 @@ class BertEncoder(nn.Module):
                 x = checkpoint(layer, x, attn_mask, use_reentrant=False)
             else:
                 x = layer(x, attn_mask)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
         return x

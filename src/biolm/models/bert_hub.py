@@ -1,11 +1,14 @@
 """Import Hugging Face BERT checkpoints into `BertEncoder`.
 
-Two layouts go in, one comes out (`BertEncoder.state_dict()` names):
+Three layouts go in, one comes out (`BertEncoder.state_dict()` names):
 
 - Standard `transformers` BERT (DNABERT-1, `BertModel` / `BertForSequenceClassification` /
   `BertForMaskedLM`): separate query/key/value, `intermediate.dense`, `output.dense`.
 - MosaicBERT (DNABERT-2 `bert_layers.py`): fused `attention.self.Wqkv`, GEGLU
   `mlp.gated_layers` (no bias), `mlp.wo`, `mlp.layernorm`; ALiBi, so no position table.
+- GENA-LM pre-LN BERT (AIRI-Institute/GENA_LM `src/gena_lm/modeling_bert.py`, config
+  `pre_layer_norm: true`): the standard names without the two post-LN LayerNorms, plus
+  `encoder.layer.i.pre_attention_ln` / `post_attention_ln` and an optional `encoder.last_layer_ln`.
 
 Pooler, MLM and classifier weights are dropped: the trunk keeps only the encoder, and
 `SequenceHead` is trained fresh. Tensors are `{name: Tensor}`; nothing is downloaded here.
@@ -46,6 +49,9 @@ _RENAMES = [
     (r"^encoder\.layer\.(\d+)\.mlp\.gated_layers\.weight$", r"layers.\1.mlp.gated.weight"),
     (r"^encoder\.layer\.(\d+)\.mlp\.wo\.(weight|bias)$", r"layers.\1.mlp.fc_out.\2"),
     (r"^encoder\.layer\.(\d+)\.mlp\.layernorm\.(weight|bias)$", r"layers.\1.mlp_norm.\2"),
+    (r"^encoder\.layer\.(\d+)\.pre_attention_ln\.(weight|bias)$", r"layers.\1.attention_norm.\2"),
+    (r"^encoder\.layer\.(\d+)\.post_attention_ln\.(weight|bias)$", r"layers.\1.mlp_norm.\2"),
+    (r"^encoder\.last_layer_ln\.(weight|bias)$", r"final_norm.\1"),
 ]
 
 
@@ -56,7 +62,7 @@ def _normalise(name: str) -> str:
 
 
 def convert_hf_bert_state_dict(sd: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Map a Hugging Face BERT or MosaicBERT state dict onto `BertEncoder` names.
+    """Map a Hugging Face BERT, MosaicBERT or GENA-LM state dict onto `BertEncoder` names.
 
     Args:
         sd: checkpoint tensors, with or without the `bert.` prefix.
@@ -83,7 +89,8 @@ def bert_config_from_hf(hf_config: Any) -> dict[str, Any]:
     """`BertEncoder` kwargs from a Hugging Face BERT config (object or config.json dict).
 
     A config with `alibi_starting_size` (DNABERT-2 / MosaicBERT) maps to ALiBi + GEGLU,
-    anything else to learned positions + GELU.
+    anything else to learned positions + GELU. GENA-LM's `pre_layer_norm` selects pre-LN blocks;
+    its `last_layer_norm` defaults to `pre_layer_norm` when absent, as GENA-LM's own code reads it.
 
     Args:
         hf_config: a `transformers.BertConfig` or the parsed config.json mapping.
@@ -92,8 +99,8 @@ def bert_config_from_hf(hf_config: Any) -> dict[str, Any]:
         Keyword arguments for `BertEncoder(**kwargs)`, including `vocab_size` and `pad_token_id`.
 
     Raises:
-        BiolmError: a missing size, or an activation or position scheme that `BertEncoder` does
-            not implement.
+        BiolmError: a missing size, or an activation, position scheme or sparse attention that
+            `BertEncoder` does not implement.
     """
     required = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
     absent = [key for key in required if _get(hf_config, key) is None]
@@ -109,6 +116,12 @@ def bert_config_from_hf(hf_config: Any) -> dict[str, Any]:
             f"checkpoint config position_embedding_type: {position_type!r} is not supported "
             "(accepted: absolute, or a DNABERT-2 config with alibi_starting_size)"
         )
+    if _get(hf_config, "sparse_config_cls"):
+        raise BiolmError("checkpoint config sparse_config_cls: sparse attention (GENA-LM *-sparse models, DeepSpeed) is not supported")
+    pre_layer_norm = bool(_get(hf_config, "pre_layer_norm", False))
+    last_layer_norm = bool(_get(hf_config, "last_layer_norm", pre_layer_norm))
+    if last_layer_norm and not pre_layer_norm:
+        raise BiolmError("checkpoint config last_layer_norm: true needs pre_layer_norm: true (GENA-LM refuses it too)")
     pad_token_id = _get(hf_config, "pad_token_id")
     return {
         "vocab_size": _get(hf_config, "vocab_size"),
@@ -125,6 +138,8 @@ def bert_config_from_hf(hf_config: Any) -> dict[str, Any]:
         "layer_norm_eps": _get(hf_config, "layer_norm_eps", 1e-12),
         "type_vocab_size": _get(hf_config, "type_vocab_size", 2),
         "initializer_range": _get(hf_config, "initializer_range", 0.02),
+        "pre_layer_norm": pre_layer_norm,
+        "last_layer_norm": last_layer_norm,
     }
 
 
@@ -158,11 +173,20 @@ def bert_encoder_from_hf(
     except BiolmError as exc:
         raise BiolmError(f"{source}: {exc}") from None
     kwargs = merge_options(checkpoint_kwargs, overrides, RUNTIME_OPTIONS, BertConfig, source)
-    return load_checked(BertEncoder(**kwargs), state_dict, source)
+    try:
+        return load_checked(BertEncoder(**kwargs), state_dict, source)
+    except BiolmError as exc:
+        has_final_norm = "final_norm.weight" in state_dict
+        if checkpoint_kwargs["last_layer_norm"] == has_final_norm:
+            raise
+        expected = str(checkpoint_kwargs["last_layer_norm"]).lower()
+        said = (f"sets last_layer_norm: {expected}" if _get(hf_config, "last_layer_norm") is not None
+                else f"has no last_layer_norm, which GENA-LM reads as pre_layer_norm ({expected})")
+        raise BiolmError(f"{exc}; its config {said}, but the weights {'have' if has_final_norm else 'lack'} encoder.last_layer_ln") from None
 
 
 def bert_encoder_from_pretrained(path: str | Path, **overrides: Any) -> BertEncoder:
-    """`BertEncoder` from a local Hugging Face BERT / DNABERT-1 / DNABERT-2 checkpoint folder.
+    """`BertEncoder` from a local Hugging Face BERT / DNABERT-1 / DNABERT-2 / GENA-LM checkpoint folder.
 
     Reads `config.json` and `model.safetensors` (or `pytorch_model.bin`); never runs code from
     the folder and never downloads. The architecture comes from config.json.

@@ -8,6 +8,12 @@ input). With ``add_special_tokens`` the tokenizer's post-processor adds the spec
 The DNABERT-2 vocabulary has no ``N``: each N becomes ``[UNK]`` (``fuse_unk`` is off), and `decode`
 reads ``[UNK]`` back as ``N``. Geometry (`BpeTokenizer.token_spans`) comes from the encoding's
 character offsets: each token spans the run of bases it merged, an N its own base.
+
+Special-token ids are the file's own (looked up by role in its vocabulary), so GENA-LM's
+``tokenizer.json`` (``[UNK] [CLS] [SEP] [PAD] [MASK] -`` at ids 0..5, its own ``BertProcessing``)
+reads as it is. Its normalizer replaces each run of 10 or more N by one ``-`` token: that token
+spans the whole run in `token_spans`, and `decode` reads it as a single ``N`` (a decoded run is
+shorter); other letters outside ACGTN in a vocabulary (GENA-LM's IUPAC codes) decode as ``N`` each.
 """
 
 from __future__ import annotations
@@ -59,9 +65,10 @@ class BpeTokenizer(DnaTokenizer):
             tokenizer.post_processor = _cls_sep_template(self.special_tokens, self.cls_id, self.sep_id)
         self.tokenizer = tokenizer
         specials = set(self.special_tokens.tokens())
-        self._pieces = [""] * self.vocab_size  # id -> decoded text; specials empty, [UNK] -> N
+        letters = self.alphabet.letters
+        self._pieces = [""] * self.vocab_size  # id -> decoded text; specials empty, [UNK] -> N, other letters -> N each
         for token, index in self.vocab.items():
-            self._pieces[index] = "" if token in specials else token
+            self._pieces[index] = "" if token in specials else "".join(c if c in letters else self.alphabet.unknown for c in token)
         if self.unk_id is not None:
             self._pieces[self.unk_id] = self.alphabet.unknown
         self._bases_per_token: float | None = None
@@ -172,7 +179,13 @@ class BpeTokenizer(DnaTokenizer):
         (normalized,) = self.alphabet.normalize([sequence], self.invalid)
         encoding = self.tokenizer.encode(normalized, add_special_tokens=self.add_special_tokens)
         spans = np.array(encoding.offsets, dtype=np.int64).reshape(-1, 2)  # (n_tokens, 2)
-        spans[np.array(encoding.special_tokens_mask, dtype=bool)] = -1
+        special = np.array(encoding.special_tokens_mask, dtype=bool)
+        # The tokens tile the sequence, so each starts where the previous one ended. Offsets alone miss
+        # that when a normalizer rewrites text: `tokenizers` aligns GENA-LM's `-` (a run of >= 10 N)
+        # to the run's last base only.
+        ends = spans[~special, 1]
+        spans[~special, 0] = np.concatenate([[0], ends[:-1]])
+        spans[special] = -1
         return spans
 
     def decode(self, ids: Sequence[int]) -> str:
