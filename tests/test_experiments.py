@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from biolm.cli import main
+from tests.checkpoints import write_tiny_dnabert2
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = sorted(p.stem for p in (REPO / "configs" / "experiment").glob("*.yaml"))
@@ -18,11 +19,19 @@ def _command(name: str) -> str:
     return "pretrain" if "override /objective" in text else "finetune"
 
 
+def _checkpoint(name: str, tmp_path: Path) -> list[str]:
+    """Experiments on a public checkpoint (their tokenizer is read from it) run on a tiny DNABERT-2 folder in its real layout."""
+    text = (REPO / "configs" / "experiment" / f"{name}.yaml").read_text()
+    if "override /tokenizer: pretrained" not in text:
+        return []
+    return [f"model.pretrained={write_tiny_dnabert2(tmp_path / 'checkpoint')}"]
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_smoke_runs(name, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     command = _command(name)
-    code = main([command, f"experiment={name}", "debug=fast_dev_run", f"output_dir={tmp_path}", "run_name=smoke"])
+    code = main([command, f"experiment={name}", "debug=fast_dev_run", f"output_dir={tmp_path}", "run_name=smoke", *_checkpoint(name, tmp_path)])
     assert code == 0
     result = "test_metrics.json" if command == "finetune" else "pretrain_metrics.json"
     assert (tmp_path / "smoke" / result).exists()

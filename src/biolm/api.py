@@ -18,9 +18,9 @@ from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
 from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer
 from biolm.resources import register_resolvers
-from biolm.runs import Run, load_run
+from biolm.runs import Run, load_pretrained_language_model, load_run
 from biolm.training import fit
-from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, variant_dataset
+from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, variant_dataset, variant_window_dataset
 
 register_resolvers()  # configs composed or loaded by API users may name ${bundled:...} files
 
@@ -37,6 +37,7 @@ __all__ = [
     "gp_fit",
     "gp_predict",
     "in_silico_mutagenesis",
+    "load_pretrained_language_model",
     "load_run",
     "merge_adapter",
     "model_catalog",
@@ -46,4 +47,5 @@ __all__ = [
     "score_variants",
     "train_tokenizer",
     "variant_dataset",
+    "variant_window_dataset",
 ]

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from biolm.errors import BiolmError
 from biolm.resources import config_dir, resolve_bundled
@@ -107,6 +108,21 @@ def _refuse_renamed(overrides: list[str]) -> None:
             raise BiolmError(f"{key} was renamed {RENAMED_KEYS[key]}")
 
 
+def _with_checkpoint_tokenizer(command: str, overrides: list[str]) -> list[str]:
+    """``model.pretrained=<checkpoint>`` brings the checkpoint's tokenizer: ``tokenizer=pretrained`` is added
+    (for commands with a tokenizer group) unless the command line chooses a tokenizer itself."""
+    keys = {item.split("=", 1)[0].lstrip("+~"): item.partition("=")[2] for item in overrides}
+    if keys.get("model.pretrained", "null") in ("", "null") or "tokenizer" in keys:
+        return overrides
+    try:
+        defaults = OmegaConf.load(_config_file(command)).get("defaults") or []
+    except (OSError, OmegaConfBaseException):
+        return overrides
+    if any(isinstance(item, DictConfig) and "tokenizer" in item for item in defaults):
+        return [*overrides, "tokenizer=pretrained"]
+    return overrides
+
+
 def compose(command: str, overrides: list[str]) -> DictConfig:
     """Compose ``configs/<command>.yaml`` with Hydra overrides (``key=value``); ``${bundled:...}`` paths are resolved.
 
@@ -117,9 +133,9 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     _refuse_renamed(overrides)
+    overrides = _with_checkpoint_tokenizer(command, overrides)
     GlobalHydra.instance().clear()
     root = _config_file(command).parent
     try:
@@ -353,11 +369,46 @@ def cmd_variants_dataset(cfg: DictConfig) -> None:
 
 
 @command
+def cmd_variants_windows(cfg: DictConfig) -> None:
+    from biolm import api
+
+    splits = api.variant_window_dataset(
+        _required(cfg, "labels", "pass labels=clinvar_labels.csv.gz (chrom,pos,ref,alt,label)"),
+        _required(cfg, "ref", "pass ref=genome.fa"),
+        output=_required(cfg, "out", "pass out=<folder>"),
+        window_bp=int(cfg.window_bp),
+        region=cfg.region,
+        snvs_only=bool(cfg.snvs_only),
+        label_column=str(cfg.label_column),
+        val=float(cfg.split.val),
+        test=float(cfg.split.test),
+        block_bp=int(cfg.split.block_bp),
+        seed=int(cfg.split.seed),
+        strand=str(cfg.strand),
+        on_ref_mismatch=str(cfg.on_ref_mismatch),
+        aliases=_aliases(cfg),
+    )
+    _print_metrics(f"variants windows — {cfg.out}", {f"{name} (pathogenic)": f"{len(part)} ({int(part['label'].sum())})" for name, part in splits.items()})
+
+
+def _scoring_model(cfg: DictConfig):
+    """``run=`` (a run folder) or ``model.pretrained=`` (a public LM checkpoint, loaded with its tokenizer)."""
+    from biolm.runs import instantiate_config, load_pretrained_language_model
+
+    pretrained = OmegaConf.select(cfg, "model.pretrained")
+    if not pretrained:
+        return _required(cfg, "run", "pass run=runs/<name> (or model.pretrained=<checkpoint folder> for zero-shot scores)")
+    if cfg.get("run"):
+        raise BiolmError(f"run={cfg.run} and model.pretrained={pretrained}: pass one of them")
+    return load_pretrained_language_model(pretrained, instantiate_config(cfg.tokenizer, "tokenizer"))
+
+
+@command
 def cmd_variants_score(cfg: DictConfig) -> None:
     from biolm.variants.report import score_vcf
 
     _, metrics = score_vcf(
-        _required(cfg, "run", "pass run=runs/<name>"),
+        _scoring_model(cfg),
         _required(cfg, "vcf", "pass vcf=variants.vcf.gz"),
         _required(cfg, "ref", "pass ref=genome.fa"),
         _required(cfg, "out", "pass out=scores.tsv"),
@@ -383,7 +434,7 @@ def cmd_variants_ism(cfg: DictConfig) -> None:
     from biolm import api
 
     api.in_silico_mutagenesis(
-        _required(cfg, "run", "pass run=runs/<name>"),
+        _scoring_model(cfg),
         _required(cfg, "ref", "pass ref=genome.fa"),
         _required(cfg, "region", "pass region=chr17:43094000-43094200"),
         output=_required(cfg, "out", "pass out=ism/"),

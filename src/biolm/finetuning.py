@@ -3,8 +3,8 @@
 
 A fine-tune reads labelled records (`biolm.data.datasets.load_splits`), fits the label space of
 the configured objective (`biolm.tasks.objectives`), builds the model (optionally from a
-pretraining run, ``init_from``, with a LoRA adapter), trains it, then scores the test split through
-the one prediction path and writes ``test_metrics.json``, ``test_predictions.csv`` and the report.
+pretraining run, ``init_from``, or a Hugging Face checkpoint, ``model.pretrained``; either with a
+LoRA adapter), trains it, then scores the test split through the one prediction path and writes ``test_metrics.json``, ``test_predictions.csv`` and the report.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from biolm.checkpoints import resolve_pretrained
 from biolm.data.augment import AugmentedSequenceDataset, check_augment
 from biolm.data.datasets import SequenceDataModule, TokenDataset, encode_labels, load_splits, tokenize_records
 from biolm.data.io import SequenceRecords, write_table
@@ -77,8 +78,7 @@ class SequenceRecipe(Recipe):
     def prepare(self, cfg: DictConfig) -> Job:
         pretrained = adopt_pretrained(cfg) if cfg.get("init_from") else None
         adapter = adapter_name(cfg.get("adapter"))
-        if adapter != "none" and pretrained is None:
-            raise BiolmError(f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run>")
+        base = adapter_base(cfg, adapter, pretrained)
         tokenizer = load_tokenizer(pretrained / "tokenizer") if pretrained else instantiate_config(cfg.tokenizer, "tokenizer")
         objective_cls = objective_class(cfg.task)
         splits = load_splits(cfg.data, stratify=objective_cls.stratify)
@@ -109,7 +109,7 @@ class SequenceRecipe(Recipe):
             f" | adapter: {adapter}" if adapter != "none" else "",
         )
 
-        final, stage, resume_from = stage_run(cfg, tokenizer, spec, pretrained if adapter != "none" else None)
+        final, stage, resume_from = stage_run(cfg, tokenizer, spec, base)
 
         monitor = f"val/{cfg.task.monitor}"
         mode = metric_mode(cfg.task.monitor)
@@ -254,6 +254,20 @@ def _training_records(cfg: DictConfig, splits: dict[str, SequenceRecords], token
     out = {name: split_into_windows(records, *window).records for name, records in splits.items() if name != "test"}
     out["test"] = splits["test"]
     return out
+
+
+def adapter_base(cfg: DictConfig, adapter: str, pretrained: Path | None) -> Path | None:
+    """The weights an adapter trains on: the ``init_from`` run, or the Hugging Face checkpoint folder of
+    ``model.pretrained`` (resolved before `pin_pretrained` clears it); None without an adapter."""
+    if adapter == "none":
+        return None
+    base = pretrained or (resolve_pretrained(cfg.model.pretrained) if cfg.model.get("pretrained") else None)
+    if base is None:
+        raise BiolmError(
+            f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run> "
+            "or model.pretrained=<checkpoint folder>"
+        )
+    return base
 
 
 def adopt_pretrained(cfg: DictConfig) -> Path:

@@ -179,7 +179,11 @@ def load_run(path: str | Path) -> Run:
         model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
     if adapted:
         with run_file(adapter_dir, "cannot load the adapter onto its base run"):
-            load_trunk(model, check_base(adapter_dir))
+            base = check_base(adapter_dir)
+            if (base / "config.yaml").exists():
+                load_trunk(model, base)
+            else:  # trained on a Hugging Face checkpoint folder (model.pretrained)
+                import_trunk(model, base, tokenizer.vocab_size, tokenizer.pad_id)
             model = load_adapter(model, adapter_dir)
     else:
         _load_weights(model, run_dir / "model.safetensors")
@@ -193,6 +197,18 @@ def load_trunk(model: torch.nn.Module, source: Path) -> None:
     """Copy the ``trunk.*`` weights of a pretrained run into ``model.trunk`` (every tensor must fit)."""
     state = load_file(str(Path(source) / "model.safetensors"))
     trunk_state = {key[len("trunk.") :]: value for key, value in state.items() if key.startswith("trunk.")}
+    _fill_trunk(model, trunk_state, source)
+
+
+def import_trunk(model: torch.nn.Module, folder: Path, vocab_size: int, pad_token_id: int) -> None:
+    """Copy the trunk of the Hugging Face checkpoint ``folder`` (``model.pretrained``) into ``model.trunk``."""
+    imported = type(model.trunk).from_pretrained(str(folder), vocab_size=vocab_size, pad_token_id=pad_token_id)
+    wanted = model.trunk.state_dict()
+    # the checkpoint's own LM head (ESM) is not part of a sequence model's trunk
+    _fill_trunk(model, {key: value for key, value in imported.state_dict().items() if key in wanted}, folder)
+
+
+def _fill_trunk(model: torch.nn.Module, trunk_state: dict, source: Path) -> None:
     result = model.trunk.load_state_dict(trunk_state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise BiolmError(
@@ -244,6 +260,38 @@ def load_language_model_run(path: str | Path) -> LanguageModelRun:
     _load_weights(model, run_dir / "model.safetensors")
     model.eval()
     return LanguageModelRun(run_dir, cfg, tokenizer, str(objective), model)
+
+
+def load_pretrained_language_model(pretrained: str | Path, tokenizer=None) -> LanguageModelRun:
+    """A public masked or causal LM checkpoint (``model.pretrained``: a folder or a Hub id) loaded for scoring.
+
+    The family comes from its ``config.json`` and the LM head from its weights; the objective is
+    ``clm`` for a causal trunk (HyenaDNA), else ``mlm``. No biolm run is needed.
+
+    Args:
+        pretrained: the checkpoint folder or Hub id.
+        tokenizer: its tokenizer; default: read from the folder (``tokenizer=pretrained``).
+
+    Raises:
+        BiolmError: a folder whose family, tokenizer or LM head biolm cannot read.
+    """
+    from biolm.checkpoints import resolve_pretrained
+    from biolm.models import build_language_model
+    from biolm.models.hub import detect_family
+    from biolm.tokenizers.checkpoint import from_checkpoint
+
+    folder = resolve_pretrained(pretrained)
+    family = detect_family(folder)
+    if family is None:
+        raise BiolmError(
+            f"model.pretrained={pretrained}: {folder / 'config.json'} names no family biolm imports "
+            "(BERT / DNABERT / DNABERT-2, ESM / Nucleotide Transformer, HyenaDNA)"
+        )
+    tokenizer = tokenizer if tokenizer is not None else from_checkpoint(folder)
+    cfg = OmegaConf.create({"model": {"trunk": {"_target_": family}, "pretrained": str(folder)}})
+    model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, require_lm_head=True).eval()
+    objective = "clm" if getattr(model.trunk, "causal", False) else "mlm"
+    return LanguageModelRun(folder, cfg, tokenizer, objective, model)
 
 
 def instantiate_config(node: DictConfig, field: str, **kwargs):

@@ -21,7 +21,7 @@ from biolm.data.base_labels import BaseLabels, encode_bases, read_base_labels
 from biolm.data.datasets import TokenDataset, tokenize_records
 from biolm.data.io import write_table
 from biolm.errors import BiolmError
-from biolm.finetuning import adopt_pretrained, data_module, keep_best_weights, publish_run, stage_run, staged_job
+from biolm.finetuning import adapter_base, adopt_pretrained, data_module, keep_best_weights, publish_run, stage_run, staged_job
 from biolm.models import pin_pretrained
 from biolm.models.adapters import adapter_name, apply_adapter
 from biolm.runs import count_parameters, instantiate_config, load_run, load_trunk, token_limit
@@ -74,8 +74,7 @@ class TokenRecipe(Recipe):
     def prepare(self, cfg: DictConfig) -> Job:
         pretrained = adopt_pretrained(cfg) if cfg.get("init_from") else None
         adapter = adapter_name(cfg.get("adapter"))
-        if adapter != "none" and pretrained is None:
-            raise BiolmError(f"adapter={adapter}: an adapter trains on top of pretrained weights; pass init_from=runs/<pretrain-run>")
+        base = adapter_base(cfg, adapter, pretrained)
         augment = cfg.data.get("augment") or {}
         if float(augment.get("rc_prob", 0.0)) or float(augment.get("substitution_rate", 0.0)):
             raise BiolmError("data.augment: not supported for token classification yet (labels would have to follow the reverse complement)")
@@ -103,7 +102,7 @@ class TokenRecipe(Recipe):
             f"{trainable:,}",
             f"{total:,}",
         )
-        final, stage, resume_from = stage_run(cfg, tokenizer, objective.labels, pretrained if adapter != "none" else None)
+        final, stage, resume_from = stage_run(cfg, tokenizer, objective.labels, base)
         monitor, mode = f"val/{cfg.task.monitor}", metric_mode(cfg.task.monitor)
         weights = objective.class_weights(targets["train"], cfg.task.get("class_weights"))
         task = SequenceTask(model, objective, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)

@@ -44,12 +44,15 @@ def test_default_model_config_loads_an_esm_folder_as_esm(tmp_path):
     assert isinstance(model.trunk, EsmEncoder) and model.trunk.hidden_size == 32
 
 
-def test_default_model_config_loads_a_hyenadna_folder_as_hyena(write_hf_folder):
+def test_default_model_config_loads_a_hyenadna_folder_as_hyena(write_hf_folder, caplog):
     folder = write_hf_folder(HF_CONFIG, hyenadna_state_dict())
     cfg = BERT_TINY.copy()
     cfg.pretrained = str(folder)
-    with pytest.raises(BiolmError, match="HyenaEncoder is causal.*model.head.pooling=last"):
-        build_sequence_model(cfg, vocab_size=12, pad_token_id=4, num_outputs=2)  # bert_tiny's CLS pooling does not fit
-    cfg.head.pooling = "last"
-    model = build_sequence_model(cfg, vocab_size=12, pad_token_id=4, num_outputs=2)
+    model = build_sequence_model(cfg, vocab_size=12, pad_token_id=4, num_outputs=2)  # bert_tiny pools cls
     assert isinstance(model.trunk, HyenaEncoder)
+    assert model.head.pooling == "last" and cfg.head.pooling == "last"  # recorded for the run's config
+    assert "is causal, so model.head.pooling=cls becomes last" in caplog.text
+    cfg.pretrained = None
+    with pytest.raises(BiolmError, match="HyenaEncoder is causal.*model.head.pooling=last"):
+        build_sequence_model({"trunk": {"_target_": "biolm.models.hyena.HyenaEncoder", "d_model": 8, "n_layer": 1},
+                              "head": {"pooling": "cls"}}, vocab_size=12, pad_token_id=4, num_outputs=2)

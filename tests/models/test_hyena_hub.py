@@ -125,7 +125,7 @@ def test_build_sequence_model_with_pretrained(write_hf_folder, caplog):
     cfg.trunk.embed_dropout = 0.0
     with caplog.at_level("WARNING"):
         model = build_sequence_model(cfg, vocab_size=12, pad_token_id=4, num_outputs=3).eval()
-    assert "d_model=128 (checkpoint: 16)" in caplog.text and "max_seq_len=1024 (checkpoint: 34)" in caplog.text
+    assert "d_model=128 (checkpoint: 16)" in caplog.text and "max_seq_len=1026 (checkpoint: 34)" in caplog.text
     assert model.trunk.hidden_size == D and model.trunk.config.embed_dropout == 0.0
     direct = HyenaEncoder(**hyena_config_from_hf(HF_CONFIG)).eval()
     direct.load_state_dict(hyena_state_dict_from_hf(sd), strict=True)
@@ -139,3 +139,19 @@ def test_build_sequence_model_with_pretrained(write_hf_folder, caplog):
     cfg.trunk.d_modle = 8
     with pytest.raises(BiolmError, match="model.trunk.d_modle: unknown HyenaConfig option"):
         build_sequence_model(cfg, vocab_size=12, pad_token_id=4, num_outputs=3)
+
+
+def test_full_size_parameter_counts():
+    def count(name):  # built on the CPU: HyenaEncoder caches CPU grids that a meta-device build cannot mix with
+        trunk = build_language_model(OmegaConf.load(CONFIG_DIR / f"{name}.yaml"), vocab_size=12, pad_token_id=4).trunk
+        total = sum(p.numel() for p in trunk.parameters())
+        return total, total - sum(p.numel() for k, p in trunk.named_parameters() if k.endswith("pos_emb.z"))
+
+    # tiny-1k -hf (d 128, 2 blocks, d_inner 512, max_seq_len 1026): embedding 16 x 128 (tied LM head) + ln_f 256
+    # + per block 2 x 256 (norms) + in_proj 49,536 + out_proj 16,512 + short filter 1,536 + filter bias 128
+    # + z 1026 x 5 + implicit MLP 384 + 64 (one shared freq) + 2 x 4,160 + 8,192 + fc1 66,048 + fc2 65,664.
+    assert count("hyenadna_tiny_1k") == (446_356, 436_096)
+    # medium-160k: 12.9M with the -hf trainable position table z vs 6.6M without it (HazyResearch/hyena-dna
+    # issue #39: the -hf port stores z as a parameter, 8 blocks x 160,002 x 5 entries).
+    total, without_z = count("hyenadna_medium_160k")
+    assert total == 12_950_608 and total - without_z == 8 * 160_002 * 5 and without_z == 6_550_528  # "12.9M" / "6.6M"

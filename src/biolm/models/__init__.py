@@ -31,8 +31,9 @@ from biolm.models.heads import (
     SequenceHead,
     SequenceModel,
     SequenceModelOutput,
+    load_hf_mlm_head,
 )
-from biolm.models.hub import detect_family, resolve_pretrained
+from biolm.models.hub import detect_family, read_hf_folder, resolve_pretrained
 from biolm.models.hyena import (
     HyenaConfig,
     HyenaEncoder,
@@ -137,14 +138,26 @@ def pin_pretrained(model_cfg: DictConfig, trunk: nn.Module) -> None:
         model_cfg.pretrained = None
 
 
-def build_language_model(model_cfg: DictConfig | Mapping[str, Any], vocab_size: int, pad_token_id: int) -> LanguageModel:
+def build_language_model(
+    model_cfg: DictConfig | Mapping[str, Any], vocab_size: int, pad_token_id: int, require_lm_head: bool = False
+) -> LanguageModel:
     """Build trunk + LM head (for masked or causal LM pretraining) from a model config.
 
     Only ``model_cfg.trunk`` and ``model_cfg.pretrained`` are used; the sequence head settings are
-    ignored. With ``pretrained`` set, the trunk is imported as in `build_sequence_model`.
+    ignored. With ``pretrained`` set, the trunk is imported as in `build_sequence_model`, and so is
+    the checkpoint's LM head: the trunk's own (ESM, HyenaDNA) or a BERT-style ``cls.predictions.*``
+    head loaded into the `MaskedLMHead` (DNABERT, DNABERT-2). A checkpoint without one gets a new
+    head (logged), or an error with ``require_lm_head`` (zero-shot scores need the trained head).
     """
     cfg = model_cfg if isinstance(model_cfg, DictConfig) else OmegaConf.create(dict(model_cfg))
-    return LanguageModel(_build_trunk(cfg, vocab_size, pad_token_id), vocab_size)
+    model = LanguageModel(_build_trunk(cfg, vocab_size, pad_token_id), vocab_size)
+    if cfg.get("pretrained") is not None and model.head is not None:
+        _, state_dict = read_hf_folder(resolve_pretrained(cfg.pretrained))
+        if not load_hf_mlm_head(model.head, state_dict, str(cfg.pretrained)):
+            if require_lm_head:
+                raise BiolmError(f"model.pretrained={cfg.pretrained}: the checkpoint has no MLM head (cls.predictions.*) to score with")
+            log.warning("model.pretrained=%s has no MLM head (cls.predictions.*): the LM head starts untrained", cfg.pretrained)
+    return model
 
 
 def build_sequence_model(
@@ -159,7 +172,8 @@ def build_sequence_model(
     `<trunk class>.from_pretrained(pretrained)`: its architecture comes from the checkpoint's
     config.json, so shape keys under `trunk` are ignored (a warning names those that differ),
     while run-time options (dropouts, gradient_checkpointing) still apply. The tokenizer's
-    vocabulary size must equal the checkpoint's.
+    vocabulary size must equal the checkpoint's. A causal checkpoint (HyenaDNA) under a config
+    that pools ``cls`` pools ``last`` instead, written back into ``model_cfg.head``.
 
     Args:
         model_cfg: mapping with `trunk` (a `_target_` config), `head` (SequenceHead kwargs) and
@@ -187,6 +201,12 @@ def build_sequence_model(
         trunk.lm_head = None
         trunk.config.lm_head = False
     head_kwargs = OmegaConf.to_container(cfg.head, resolve=True)
+    if getattr(trunk, "causal", False) and head_kwargs.get("pooling") == "cls" and cfg.get("pretrained"):
+        # the model config was written for another family; the checkpoint's decides (recorded in cfg)
+        log.warning("model.pretrained=%s: %s is causal, so model.head.pooling=cls becomes last", cfg.pretrained, type(trunk).__name__)
+        head_kwargs["pooling"] = "last"
+        with open_dict(cfg):
+            cfg.head.pooling = "last"
     if getattr(trunk, "causal", False) and head_kwargs.get("pooling") == "cls":
         raise BiolmError(
             f"model.head.pooling=cls: {type(trunk).__name__} is causal, so its first token has seen nothing of the sequence; "

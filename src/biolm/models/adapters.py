@@ -10,8 +10,8 @@ attention projection ``qkv`` for the BERT and ESM families, the Hyena operator's
 ``in_proj``/``out_proj`` (other trunks need ``adapter.target_modules``). The same holds for a
 `TokenModel` and its per-token head. A LoRA run folder holds ``adapter/`` (peft's
 ``adapter_model.safetensors`` + ``adapter_config.json``, loadable by peft itself) and
-``adapter/base.json``, which names the pretrained run the base weights come from and their
-SHA-256, checked on every load.
+``adapter/base.json``, which names the pretrained run (or the Hugging Face checkpoint folder of
+``model.pretrained``) the base weights come from and their SHA-256, checked on every load.
 """
 
 from __future__ import annotations
@@ -93,20 +93,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _weights_file(base: Path) -> Path:
+    """The weights an adapter's base holds: a biolm run's ``model.safetensors``, or a Hugging Face checkpoint's file."""
+    from biolm.models.hub import WEIGHT_FILES
+
+    return next((base / name for name in WEIGHT_FILES if (base / name).is_file()), base / WEIGHT_FILES[0])
+
+
 def write_base_record(adapter_dir: Path, base_run: Path) -> None:
-    """Record which pretrained weights the adapter was trained on (checked by `check_base`)."""
+    """Record which pretrained weights the adapter was trained on (checked by `check_base`): a
+    pretraining run (``init_from``) or a Hugging Face checkpoint folder (``model.pretrained``)."""
     adapter_dir.mkdir(parents=True, exist_ok=True)
-    weights = Path(base_run) / "model.safetensors"
-    record = {"init_from": str(base_run), "init_from_resolved": str(Path(base_run).resolve()), "sha256": file_sha256(weights)}
+    weights = _weights_file(Path(base_run))
+    record = {"init_from": str(base_run), "init_from_resolved": str(Path(base_run).resolve()), "weights": weights.name, "sha256": file_sha256(weights)}
     (adapter_dir / "base.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 def check_base(adapter_dir: Path) -> Path:
-    """The base run of an adapter, after checking its weights are the ones it was trained on."""
+    """The base run (or checkpoint folder) of an adapter, after checking its weights are the ones it was trained on."""
     record = json.loads((adapter_dir / "base.json").read_text())
+    name = record.get("weights", "model.safetensors")
     candidates = [Path(record.get("init_from_resolved", record["init_from"])), Path(record["init_from"])]
-    base = next((c for c in candidates if (c / "model.safetensors").exists()), candidates[0])
-    weights = base / "model.safetensors"
+    base = next((c for c in candidates if (c / name).exists()), candidates[0])
+    weights = base / name
     if not weights.exists():
         raise BiolmError(f"{adapter_dir}: its base weights {weights} are missing (the adapter needs the run it was trained from)")
     if file_sha256(weights) != record["sha256"]:

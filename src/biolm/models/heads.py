@@ -9,6 +9,7 @@ The task computes the loss.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -150,6 +151,44 @@ class MaskedLMHead(nn.Module):
 
     def forward(self, hidden: Tensor) -> Tensor:
         return self.decoder(self.norm(nn.functional.gelu(self.transform(hidden))))
+
+
+# A BERT / MosaicBERT (DNABERT, DNABERT-2) checkpoint's MLM head (`cls.predictions.*`) -> `MaskedLMHead` names
+HF_MLM_HEAD_NAMES = {
+    "cls.predictions.transform.dense.weight": "transform.weight",
+    "cls.predictions.transform.dense.bias": "transform.bias",
+    "cls.predictions.transform.LayerNorm.weight": "norm.weight",
+    "cls.predictions.transform.LayerNorm.bias": "norm.bias",
+    "cls.predictions.transform.LayerNorm.gamma": "norm.weight",
+    "cls.predictions.transform.LayerNorm.beta": "norm.bias",
+    "cls.predictions.decoder.weight": "decoder.weight",
+    "cls.predictions.decoder.bias": "decoder.bias",
+    "cls.predictions.bias": "decoder.bias",
+}
+
+
+def load_hf_mlm_head(head: MaskedLMHead, state_dict: Mapping[str, Tensor], source: str) -> bool:
+    """Load a checkpoint's ``cls.predictions.*`` tensors into ``head`` (strict); False when it has none.
+
+    The decoder is tied to the input embedding (as in BERT, DNABERT and DNABERT-2): a stored decoder
+    weight must equal that embedding.
+
+    Raises:
+        BiolmError: some head tensors missing, wrongly shaped, or an untied decoder.
+    """
+    found = {HF_MLM_HEAD_NAMES[name]: tensor for name, tensor in state_dict.items() if name in HF_MLM_HEAD_NAMES}
+    if not found:
+        return False
+    tied = head.decoder.weight
+    decoder = found.pop("decoder.weight", None)
+    if decoder is not None and (decoder.shape != tied.shape or not torch.equal(decoder.to(tied.dtype), tied.detach())):
+        raise BiolmError(f"{source}: its MLM decoder is not tied to the input embedding; biolm's MaskedLMHead is")
+    expected = {name: t.shape for name, t in head.state_dict().items() if name != "decoder.weight"}
+    wrong = sorted(name for name in expected if name not in found or found[name].shape != expected[name])
+    if wrong:
+        raise BiolmError(f"{source}: its MLM head (cls.predictions.*) does not fit: {', '.join(wrong)} missing or wrongly shaped")
+    head.load_state_dict({**found, "decoder.weight": tied.detach()}, strict=True)
+    return True
 
 
 class LanguageModel(nn.Module):

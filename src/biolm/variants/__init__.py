@@ -2,10 +2,12 @@
 
     filter_vcf(vcf, output, min_qual=30, min_dp=10)                      -> FilterReport (+ VCF, QC JSON)
     variant_dataset(vcf, reference, region, labels=...)                  -> DataFrame id, sample, sequence, label
+    variant_window_dataset(labels, reference, output="windows/")         -> {train, val, test}: id, ..., sequence, label
     score_variants(run, [(chrom, pos, ref, alt), ...], reference, 512)   -> DataFrame ..., score, method, model
     in_silico_mutagenesis(run, reference, region, output="ism/")         -> DataFrame (3 rows per position)
 
-`run` may be a folder or a run loaded once with `load_scoring_run` (what a service should keep).
+`run` may be a folder or a run loaded once with `load_scoring_run` (what a service should keep), or a
+public LM checkpoint loaded with `biolm.runs.load_pretrained_language_model` (zero-shot, no run).
 """
 
 from biolm.variants.dataset import variant_dataset
@@ -14,6 +16,7 @@ from biolm.variants.ism import in_silico_mutagenesis
 from biolm.variants.reference import Reference, parse_region
 from biolm.variants.scoring import load_scoring_run, score_variants
 from biolm.variants.vcf import filter_vcf, read_variants
+from biolm.variants.window_dataset import variant_window_dataset
 
 __all__ = [
     "Reference",
@@ -27,4 +30,5 @@ __all__ = [
     "read_variants",
     "score_variants",
     "variant_dataset",
+    "variant_window_dataset",
 ]

@@ -1,6 +1,6 @@
 """`score_vcf`: the ``biolm variants score`` pipeline from files to files.
 
-In: a run folder, a VCF (or a CSV/TSV with ``chrom, pos, ref, alt``), a reference FASTA, optional
+In: a run folder (or a loaded run or public checkpoint), a VCF (or a CSV/TSV with ``chrom, pos, ref, alt``), a reference FASTA, optional
 labels. Out: the score table (TSV/CSV/Parquet), an annotated VCF (INFO ``BIOLM_SCORE``) when the
 input is a VCF, and with labels ``<output stem>.metrics.json`` (AUROC/AUPRC) and
 ``<output stem>.roc.png``.
@@ -58,7 +58,7 @@ def check_variant_labels(path: str | Path, label_column: str = "label") -> None:
 
 
 def score_vcf(
-    run: str,
+    run,
     vcf: str,
     reference: str,
     output: str,
@@ -78,6 +78,7 @@ def score_vcf(
     """Score the variants of a file and write the outputs (see module docstring).
 
     Args:
+        run: a run folder or a loaded run (`load_scoring_run`, `biolm.runs.load_pretrained_language_model`).
         region: only variants inside ``CONTIG:START-END``.
         snvs_only: only single-base substitutions.
         annotated_vcf: where to write the annotated VCF (default ``<output stem>.vcf.gz``; ``""``: none).
@@ -90,6 +91,8 @@ def score_vcf(
         check_variant_labels(labels, label_column)  # before the scoring work
     ref = Reference(reference, aliases)
     if vcf.endswith(_TABLES):
+        if not Path(vcf).is_file():
+            raise BiolmError(f"vcf: file not found: {vcf}")
         table = pd.read_csv(vcf, sep="\t" if ".tsv" in vcf else ",", dtype={"chrom": str}) if not vcf.endswith(".parquet") else pd.read_parquet(vcf)
         is_vcf = False
     else:

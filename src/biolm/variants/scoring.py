@@ -1,6 +1,7 @@
 """Variant effect scores: zero-shot from language models, or from a fine-tuned classifier.
 
-In: a run folder (pretraining run: ``mlm``/``clm``; fine-tuned run: binary or regression), variants
+In: a run folder (pretraining run: ``mlm``/``clm``; fine-tuned run: binary or regression) or a public
+checkpoint loaded with `biolm.runs.load_pretrained_language_model` (zero-shot, no run), variants
 (``chrom, pos`` 1-based, ``ref, alt``) and a `Reference`. Windows of ``window_bp`` bases are
 built around each variant (`variant_windows`), tokenized as ``(batch, tokens)`` ids and scored
 in batches of ``batch_size`` windows. Out: one score per variant (``float``, NaN when a method
@@ -9,9 +10,11 @@ cannot score it, with the reason in ``note``):
 - ``clm_llr`` (causal LM): ``log P(alt window) - log P(ref window)``, each the sum over tokens of
   ``log_softmax(logits[:, t - 1])[ids[:, t]]``. Negative: the alternative is less likely.
 - ``mlm_masked_marginal`` (masked LM, substitutions only): the tokens overlapping the variant's
-  bases are masked in the reference window (one k-mer span for overlapping k-mers, one token
-  per base for characters), and the score is ``sum_t log p(alt token_t) - log p(ref token_t)``
-  over those masked tokens, from the same forward pass.
+  bases are masked (one k-mer span for overlapping k-mers, one token per base for characters),
+  and the score is ``sum log p(alt tokens) - sum log p(ref tokens)`` over those masked tokens.
+  With char and k-mer tokens the masked ref and alt windows are the same input, so one forward
+  pass gives both; BPE tokens (DNABERT-2) may be cut differently around the two alleles, so each
+  window is masked over its own tokens and scored in its own pass. ``alt == ref`` scores 0.
 - ``supervised_diff`` (fine-tuned run): ``f(alt window) - f(ref window)``, ``f`` the positive
   class probability (binary) or the value (regression), from `biolm.prediction.predict`.
 
@@ -115,31 +118,56 @@ def _token_span(tokenizer, offset: int, length: int, window: str | int) -> tuple
     return tokenizer.tokens_covering(window, offset, offset + length)
 
 
+def _masked_inputs(tokenizer, ids: Sequence[np.ndarray], windows: Sequence[str], offsets: np.ndarray, lengths: np.ndarray):
+    """``(B, T)`` ids, their ``(B, T)`` attention mask and the ``(B, T)`` bool mask of the tokens over each variant's bases."""
+    input_ids, mask = _padded(ids, tokenizer.pad_id)
+    picked = torch.zeros_like(mask)
+    for row, (window, offset, length) in enumerate(zip(windows, offsets, lengths)):
+        lo, hi = _token_span(tokenizer, int(offset), int(length), window)
+        picked[row, lo:hi] = True
+    return input_ids, mask, picked
+
+
+def _masked_log_probs(run: LanguageModelRun, input_ids: torch.Tensor, mask: torch.Tensor, picked: torch.Tensor) -> torch.Tensor:
+    """``(N, V)`` log-probabilities at the N True cells of ``picked`` (row-major), those tokens masked."""
+    masked = input_ids.masked_fill(picked, run.tokenizer.mask_id)
+    return torch.log_softmax(run.model(masked, mask, positions=picked).logits.float(), dim=-1)
+
+
+def _row_sums(values: torch.Tensor, picked: torch.Tensor) -> np.ndarray:
+    """``(N,)`` values at the True cells of ``(B, T)`` ``picked`` -> ``(B,)`` per-row float64 sums."""
+    return torch.zeros(picked.shape[0], dtype=torch.float64).index_add_(0, picked.nonzero()[:, 0], values.double()).numpy()
+
+
 @torch.inference_mode()
 def mlm_masked_marginal(run: LanguageModelRun, ref: Sequence[str], alt: Sequence[str], offsets: np.ndarray, lengths: np.ndarray, batch_size: int = 32) -> np.ndarray:
     """``(n,)`` masked-marginal scores of equal-length substitutions (see module docstring)."""
     tokenizer = run.tokenizer
-    if getattr(tokenizer, "kind", None) not in ("char", "kmer"):
-        raise BiolmError("run: masked-marginal scores need a char or k-mer tokenizer (BPE tokens change with the allele); use a CLM run")
     ref_ids = tokenizer.encode_batch(list(ref))
     alt_ids = tokenizer.encode_batch(list(alt))
-    _check_length(run, ref_ids)
+    _check_length(run, ref_ids + alt_ids)
     out = np.empty(len(ref_ids), dtype=np.float64)
     for start in range(0, len(ref_ids), batch_size):
         stop = min(start + batch_size, len(ref_ids))
-        input_ids, mask = _padded(ref_ids[start:stop], tokenizer.pad_id)
-        alt_tensor, _ = _padded(alt_ids[start:stop], tokenizer.pad_id)
-        picked = torch.zeros_like(mask)
-        for row, i in enumerate(range(start, stop)):
-            lo, hi = _token_span(tokenizer, int(offsets[i]), int(lengths[i]), ref[i])
-            picked[row, lo:hi] = True
-        masked = input_ids.masked_fill(picked, tokenizer.mask_id)
-        # The LM head only at the masked tokens: (N, V) for the N True cells of `picked`, row-major.
-        logp = torch.log_softmax(run.model(masked, mask, positions=picked).logits.float(), dim=-1)
-        cells = torch.arange(logp.shape[0])
-        gain = logp[cells, alt_tensor[picked]] - logp[cells, input_ids[picked]]  # (N,)
-        rows = picked.nonzero()[:, 0]
-        out[start:stop] = torch.zeros(stop - start, dtype=torch.float64).index_add_(0, rows, gain.double()).numpy()
+        ref_in, ref_mask, ref_picked = _masked_inputs(tokenizer, ref_ids[start:stop], ref[start:stop], offsets[start:stop], lengths[start:stop])
+        alt_in, alt_mask, alt_picked = _masked_inputs(tokenizer, alt_ids[start:stop], alt[start:stop], offsets[start:stop], lengths[start:stop])
+        same_input = (
+            ref_in.shape == alt_in.shape
+            and torch.equal(ref_picked, alt_picked)
+            and torch.equal(ref_in.masked_fill(ref_picked, 0), alt_in.masked_fill(alt_picked, 0))
+        )
+        if same_input:
+            # the alleles change only the masked tokens (always for char and k-mer tokens): one forward pass serves both
+            logp = _masked_log_probs(run, ref_in, ref_mask, ref_picked)
+            cells = torch.arange(logp.shape[0])
+            out[start:stop] = _row_sums(logp[cells, alt_in[ref_picked]] - logp[cells, ref_in[ref_picked]], ref_picked)
+        else:
+            # BPE: the allele re-segments the window, so each window is masked and scored on its own tokens
+            sums = []
+            for input_ids, mask, picked in ((alt_in, alt_mask, alt_picked), (ref_in, ref_mask, ref_picked)):
+                logp = _masked_log_probs(run, input_ids, mask, picked)
+                sums.append(_row_sums(logp[torch.arange(logp.shape[0]), input_ids[picked]], picked))
+            out[start:stop] = sums[0] - sums[1]
     return out
 
 
