@@ -23,6 +23,31 @@ def _rows(split: str, n: int, length: int) -> list[tuple[str, str]]:
     return rows
 
 
+@pytest.fixture(scope="session", autouse=True)
+def fixed_epochs():
+    """In-process fine-tunes train exactly the epochs a test names: the step budget (``schedule.min_steps``,
+    which would stretch the tiny test sets to 1,000 steps) is off, except under the `step_budget` fixture.
+    Tests that start ``biolm finetune`` in a subprocess pass ``schedule.min_steps=0`` themselves."""
+    import biolm.finetuning as finetuning
+
+    real = finetuning.plan_steps
+
+    def without_budget(n_train, batch_size, max_epochs, min_steps, *args, **kwargs):
+        return real(n_train, batch_size, max_epochs, 0, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(finetuning, "plan_steps", without_budget)
+        yield real
+
+
+@pytest.fixture
+def step_budget(fixed_epochs, monkeypatch):
+    """Fine-tunes in this test follow ``schedule.min_steps`` as users' runs do."""
+    import biolm.finetuning as finetuning
+
+    monkeypatch.setattr(finetuning, "plan_steps", fixed_epochs)
+
+
 @pytest.fixture(scope="session")
 def tiny_task(tmp_path_factory) -> dict[str, Path]:
     """Real prom_300_tata rows cut to 60 bp: train 96, dev 32, test 32 (CSV)."""

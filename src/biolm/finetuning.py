@@ -15,7 +15,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from biolm.checkpoints import resolve_pretrained
 from biolm.data.augment import AugmentedSequenceDataset, check_augment
@@ -41,6 +41,7 @@ from biolm.runs import (
     token_limit,
     write_json,
 )
+from biolm.schedule import StepPlan, plan_steps
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model, save_weights
 from biolm.tasks.metrics import metric_mode
 from biolm.tasks.objectives import objective_class
@@ -108,6 +109,7 @@ class SequenceRecipe(Recipe):
             100.0 * trainable / max(total, 1),
             f" | adapter: {adapter}" if adapter != "none" else "",
         )
+        plan = plan_schedule(cfg, len(tokens["train"]))  # before stage_run writes config.yaml: it records the epochs
 
         final, stage, resume_from = stage_run(cfg, tokenizer, spec, base)
 
@@ -124,7 +126,7 @@ class SequenceRecipe(Recipe):
             else TokenDataset(tokens["train"], targets["train"])
         )
         datamodule = data_module(cfg, tokenizer, {"train": train_set, "val": TokenDataset(tokens["val"], targets["val"])})
-        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, splits=splits, targets=targets, tokens=tokens, sizes=(trainable, total))
+        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, plan, splits=splits, targets=targets, tokens=tokens, sizes=(trainable, total))
 
     def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
         splits, targets, tokens = (job.state[k] for k in ("splits", "targets", "tokens"))
@@ -150,8 +152,26 @@ def data_module(cfg: DictConfig, tokenizer, datasets: dict) -> SequenceDataModul
     )
 
 
-def staged_job(task, datamodule, stage: Path, final: Path, resume_from: Path | None, monitor: str, mode: str, **state) -> Job:
-    """The `Job` of a fine-tune built in ``stage``: best weights by ``monitor`` and a resume checkpoint every epoch."""
+def plan_schedule(cfg: DictConfig, n_train: int) -> StepPlan:
+    """Size the fine-tune in optimiser steps (`biolm.schedule.plan_steps`): the epochs go into
+    ``cfg.trainer.max_epochs`` (so the run's config records them), the plan into the log."""
+    trainer = cfg.trainer
+    devices = trainer.get("devices")
+    world_size = (int(devices) if isinstance(devices, int) else len(devices) if isinstance(devices, list | ListConfig) else 1) * int(trainer.get("num_nodes") or 1)
+    min_steps = int((cfg.get("schedule") or {}).get("min_steps") or 0)
+    plan = plan_steps(
+        n_train, int(cfg.data.batch_size), int(trainer.max_epochs), min_steps, float(cfg.optim.warmup_ratio),
+        int(trainer.get("accumulate_grad_batches") or 1), max(world_size, 1),
+    )
+    with open_dict(cfg):
+        cfg.trainer.max_epochs = plan.epochs
+    log.info(plan.describe(n_train, int(cfg.data.batch_size), min_steps))
+    return plan
+
+
+def staged_job(task, datamodule, stage: Path, final: Path, resume_from: Path | None, monitor: str, mode: str, plan: StepPlan, **state) -> Job:
+    """The `Job` of a fine-tune built in ``stage``: best weights by ``monitor``, a resume checkpoint every
+    epoch, early stopping counted from the first epoch after the warm-up of ``plan``."""
     checkpoint = SafetensorsCheckpoint(stage, monitor, mode)
     return Job(
         task=task,
@@ -162,6 +182,7 @@ def staged_job(task, datamodule, stage: Path, final: Path, resume_from: Path | N
         resume_hint=f"the same command and run_name={final.name} ckpt=last",
         callbacks=[checkpoint, ResumeCheckpoint(stage / "checkpoints")],
         early_stopping=(monitor, mode),
+        patience_from_epoch=plan.patience_from_epoch,
         state={"checkpoint": checkpoint, **state},
     )
 

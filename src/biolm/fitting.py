@@ -97,8 +97,11 @@ def publish(staging: Path, final: Path) -> None:
         staging.rename(final)
 
 
-def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], early_stopping: tuple[str, str] | None) -> L.Trainer:
-    """A Lightning Trainer from ``cfg.trainer`` that logs ``metrics.csv`` into the run folder."""
+def build_trainer(
+    cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], early_stopping: tuple[str, str] | None, patience_from_epoch: int = 0
+) -> L.Trainer:
+    """A Lightning Trainer from ``cfg.trainer`` that logs ``metrics.csv`` into the run folder; early stopping
+    (``(monitor, mode)``, ``cfg.early_stopping.patience``) counts epochs from ``patience_from_epoch`` on."""
     from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
     from lightning.pytorch.loggers import CSVLogger
 
@@ -108,7 +111,9 @@ def build_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback], e
     if early_stopping is not None and cfg.get("early_stopping", {}).get("patience"):
         monitor, mode = early_stopping
         # an epoch where the metric is undefined (NaN) on the validation set is skipped, not a reason to stop
-        callbacks.append(SkipUndefinedEarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience)))
+        callbacks.append(
+            SkipUndefinedEarlyStopping(monitor=monitor, mode=mode, patience=int(cfg.early_stopping.patience), from_epoch=patience_from_epoch)
+        )
     if cfg.get("progress_bar", True):
         callbacks.append(RichProgressBar(leave=True))
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)

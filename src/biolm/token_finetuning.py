@@ -21,7 +21,7 @@ from biolm.data.base_labels import BaseLabels, encode_bases, read_base_labels
 from biolm.data.datasets import TokenDataset, tokenize_records
 from biolm.data.io import write_table
 from biolm.errors import BiolmError
-from biolm.finetuning import adapter_base, adopt_pretrained, data_module, keep_best_weights, publish_run, stage_run, staged_job
+from biolm.finetuning import adapter_base, adopt_pretrained, data_module, keep_best_weights, plan_schedule, publish_run, stage_run, staged_job
 from biolm.models import pin_pretrained
 from biolm.models.adapters import adapter_name, apply_adapter
 from biolm.runs import count_parameters, instantiate_config, load_run, load_trunk, token_limit
@@ -102,13 +102,14 @@ class TokenRecipe(Recipe):
             f"{trainable:,}",
             f"{total:,}",
         )
+        plan = plan_schedule(cfg, len(tokens["train"]))  # before stage_run writes config.yaml: it records the epochs
         final, stage, resume_from = stage_run(cfg, tokenizer, objective.labels, base)
         monitor, mode = f"val/{cfg.task.monitor}", metric_mode(cfg.task.monitor)
         weights = objective.class_weights(targets["train"], cfg.task.get("class_weights"))
         task = SequenceTask(model, objective, monitor=cfg.task.monitor, class_weights=weights, seed=int(cfg.seed), **cfg.optim)
         datamodule = data_module(cfg, tokenizer, {name: TokenDataset(tokens[name], targets[name]) for name in ("train", "val")})
         datamodule.collate = PaddedTargetsCollator(tokenizer.pad_id)
-        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, splits=splits, tokens=tokens, targets=targets, sizes=(trainable, total))
+        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, plan, splits=splits, tokens=tokens, targets=targets, sizes=(trainable, total))
 
     def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
         splits, tokens, targets = job.state["splits"], job.state["tokens"], job.state["targets"]

@@ -39,6 +39,7 @@ class Job:
         resume_hint: how a user resumes this run, e.g. ``the same command and run_name=x ckpt=last``.
         callbacks: the recipe's callbacks (best weights, resume checkpoint, ...).
         early_stopping: ``(monitor, mode)`` for early stopping (``early_stopping.patience``), or None.
+        patience_from_epoch: the first epoch early stopping counts (after the learning-rate warm-up).
         state: anything else `Recipe.finish` needs (splits, the tokenizer, counts, ...).
     """
 
@@ -50,6 +51,7 @@ class Job:
     resume_hint: str
     callbacks: list[L.Callback] = field(default_factory=list)
     early_stopping: tuple[str, str] | None = None
+    patience_from_epoch: int = 0
     state: dict = field(default_factory=dict)
 
 
@@ -98,7 +100,7 @@ def fit(cfg: DictConfig) -> Path:
     recipe = recipe_for(cfg)
     job = recipe.prepare(cfg)
     with quiet_lightning_warnings():
-        trainer = build_trainer(cfg, job.folder, job.callbacks, job.early_stopping)
+        trainer = build_trainer(cfg, job.folder, job.callbacks, job.early_stopping, job.patience_from_epoch)
         fit_run(trainer, job.task, job.datamodule, job.folder, job.resume_from, job.resume_hint)
     if not trainer.is_global_zero:
         return job.final

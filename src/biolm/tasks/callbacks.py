@@ -122,19 +122,24 @@ class ResumeCheckpoint(L.Callback):
 class SkipUndefinedEarlyStopping(EarlyStopping):
     """Lightning's `EarlyStopping`, except that an epoch whose monitored metric is NaN while the
     validation loss is finite (the metric is undefined on the validation set, e.g. an AUROC of a
-    set with one class) neither improves nor counts towards ``patience``. A NaN or infinite loss
-    (a diverged model) still stops training, as ``check_finite`` does.
+    set with one class) neither improves nor counts towards ``patience``, and nor do the epochs before
+    ``from_epoch`` (the learning-rate warm-up: a model still warming up is not stalled). A NaN or
+    infinite loss (a diverged model) still stops training, as ``check_finite`` does.
 
     Args:
         loss: the logged validation loss that tells an undefined metric from a diverged model.
+        from_epoch: the first epoch (0-based) that counts.
         **kwargs: `EarlyStopping` arguments (``monitor``, ``mode``, ``patience``, ...).
     """
 
-    def __init__(self, loss: str = "val/loss", **kwargs):
+    def __init__(self, loss: str = "val/loss", from_epoch: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.loss = loss
+        self.from_epoch = int(from_epoch)
 
     def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
+        if trainer.current_epoch < self.from_epoch:
+            return
         metrics = trainer.callback_metrics
         value, loss = metrics.get(self.monitor), metrics.get(self.loss)
         undefined = value is not None and bool(torch.isnan(value).any()) and loss is not None and bool(torch.isfinite(loss).all())
