@@ -51,3 +51,13 @@ def test_a_checkpoint_without_an_mlm_head_gets_a_new_one_or_an_error(tmp_path, c
     assert "the LM head starts untrained" in caplog.text
     with pytest.raises(BiolmError, match="no MLM head"):
         build_language_model({**BERT, "pretrained": str(folder)}, vocab_size=4096, pad_token_id=3, require_lm_head=True)
+
+
+def test_mlm_head_layer_norm_takes_the_trunk_epsilon():
+    # transformers' BERT head (and GENA-LM's) uses config.layer_norm_eps: 1e-5 for gena-lm-bert-large-t2t
+    from biolm.models import build_language_model
+
+    for eps in (1e-12, 1e-5):
+        cfg = {"trunk": {"_target_": "biolm.models.bert.BertEncoder", "hidden_size": 16, "num_layers": 1, "num_heads": 2,
+                         "intermediate_size": 32, "layer_norm_eps": eps}}
+        assert build_language_model(cfg, vocab_size=12, pad_token_id=0).head.norm.eps == eps

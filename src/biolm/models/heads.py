@@ -195,7 +195,8 @@ class LanguageModel(nn.Module):
     """Trunk + per-token LM head: `(B, L)` ids + mask -> `ModelOutput` with `(B, L, V)` logits.
 
     A trunk that brings its own LM head (``lm_logits``, e.g. HyenaDNA's tied ``lm_head``) uses it;
-    any other trunk gets a `MaskedLMHead` tied to ``trunk.embeddings.word_embeddings``.
+    any other trunk gets a `MaskedLMHead` tied to ``trunk.embeddings.word_embeddings``, with the
+    trunk's ``layer_norm_eps`` when it has one (as transformers' BERT head does).
     """
 
     def __init__(self, trunk: nn.Module, vocab_size: int):
@@ -206,7 +207,9 @@ class LanguageModel(nn.Module):
             self.head = None
         else:
             embedding = getattr(getattr(trunk, "embeddings", None), "word_embeddings", None)
-            self.head = MaskedLMHead(trunk.hidden_size, vocab_size, embedding)
+            # BERT's head LayerNorm takes the model's epsilon (GENA-LM large: 1e-5; BERT, DNABERT, DNABERT-2: 1e-12)
+            eps = getattr(getattr(trunk, "config", None), "layer_norm_eps", 1e-12)
+            self.head = MaskedLMHead(trunk.hidden_size, vocab_size, embedding, layer_norm_eps=eps)
 
     @property
     def max_tokens(self) -> int | None:

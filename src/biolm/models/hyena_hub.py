@@ -67,7 +67,9 @@ def hyena_config_from_hf(hf_config: Mapping[str, Any]) -> dict[str, Any]:
     """`HyenaEncoder` kwargs from a HyenaDNA config.json (field names are the HF port's).
 
     Fields it lacks take `HyenaConfig` defaults, which are the HF port's; the modulation shift is
-    the HF port's hard-coded 0.05.
+    the HF port's hard-coded 0.05, and the skip term is always on (the port ignores ``use_bias``).
+    Not mirrored, as no published checkpoint needs it: the port's block LayerNorms use eps 1e-5 and
+    its short filter padding 2 whatever the config (every -hf config has eps 1e-5 and order 3).
 
     Args:
         hf_config: the parsed config.json.
@@ -83,6 +85,7 @@ def hyena_config_from_hf(hf_config: Mapping[str, Any]) -> dict[str, Any]:
         "pad_token_id": HYENADNA_PAD_ID if pad_token_id is None else pad_token_id,
         **kwargs,
         "modulation_shift": HF_MODULATION_SHIFT,
+        "use_bias": True,  # the port's forward adds the `bias * u` skip term whatever config.json says
     }
 
 
