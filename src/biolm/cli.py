@@ -108,19 +108,34 @@ def _refuse_renamed(overrides: list[str]) -> None:
             raise BiolmError(f"{key} was renamed {RENAMED_KEYS[key]}")
 
 
-def _with_checkpoint_tokenizer(command: str, overrides: list[str]) -> list[str]:
-    """``model.pretrained=<checkpoint>`` brings the checkpoint's tokenizer: ``tokenizer=pretrained`` is added
-    (for commands with a tokenizer group) unless the command line chooses a tokenizer itself."""
+def _implied_overrides(command: str, overrides: list[str]) -> list[str]:
+    """Choices the command line implies, added after it unless it makes them itself:
+
+    - ``model.pretrained=<checkpoint>`` -> ``tokenizer=pretrained`` (the checkpoint's own tokenizer);
+    - ``model=<name>`` -> the ``recommended:`` settings of ``configs/model/<name>.yaml`` (e.g. ``model=cnn`` ->
+      ``tokenizer=char``: the one-hot CNN reads single bases).
+
+    Only for commands whose config has the group (``tokenizer``, ``model``) in its defaults. What was
+    added shows in ``--cfg job`` and in the run's ``config.yaml``.
+    """
     keys = {item.split("=", 1)[0].lstrip("+~"): item.partition("=")[2] for item in overrides}
-    if keys.get("model.pretrained", "null") in ("", "null") or "tokenizer" in keys:
-        return overrides
     try:
         defaults = OmegaConf.load(_config_file(command)).get("defaults") or []
     except (OSError, OmegaConfBaseException):
         return overrides
-    if any(isinstance(item, DictConfig) and "tokenizer" in item for item in defaults):
-        return [*overrides, "tokenizer=pretrained"]
-    return overrides
+    groups = {key for item in defaults if isinstance(item, DictConfig) for key in item}
+    implied: dict[str, str] = {}
+    if keys.get("model.pretrained", "null") not in ("", "null"):
+        implied["tokenizer"] = "pretrained"
+    elif keys.get("model") and "model" in groups:
+        model_file = _config_file(command).parent / "model" / f"{keys['model']}.yaml"
+        try:
+            recommended = OmegaConf.load(model_file).get("recommended") if model_file.is_file() else None
+        except OmegaConfBaseException:
+            recommended = None  # the composition names the broken file
+        implied.update({str(key): str(value) for key, value in (recommended or {}).items()})
+    added = [f"{key}={value}" for key, value in implied.items() if key not in keys and (key.split(".")[0] in groups or "." in key)]
+    return [*overrides, *added]
 
 
 def compose(command: str, overrides: list[str]) -> DictConfig:
@@ -135,7 +150,7 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
 
     _refuse_renamed(overrides)
-    overrides = _with_checkpoint_tokenizer(command, overrides)
+    overrides = _implied_overrides(command, overrides)
     GlobalHydra.instance().clear()
     root = _config_file(command).parent
     try:

@@ -52,7 +52,7 @@ def test_each_task_type_trains_and_predicts(task, tiny_task, tmp_path):
             f"data.test={files['test']}",
             f"task={task}",
             "tokenizer=char",
-            "model=cnn",
+            "model=cnn_dilated",
             "model.trunk.hidden_size=32",
             "model.trunk.num_layers=1",
             "trainer.max_epochs=8",

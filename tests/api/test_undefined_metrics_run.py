@@ -70,7 +70,7 @@ def absent_class_run(tiny_task, tmp_path_factory):
                 f"data.test={files['test']}",
                 "task=multilabel",
                 "tokenizer=char",
-                "model=cnn",
+                "model=cnn_dilated",
                 "model.trunk.hidden_size=32",
                 "model.trunk.num_layers=1",
                 "trainer.max_epochs=1",

@@ -74,7 +74,7 @@ def test_predictions_are_invariant_to_batching_and_order(trained_run, tiny_task)
 def test_cfg_job_prints_the_composed_config(capsys):
     assert main(["finetune", "model=cnn", "--cfg", "job"]) == 0
     out = capsys.readouterr().out
-    assert "biolm.models.cnn.CnnEncoder" in out and "max_epochs" in out
+    assert "biolm.models.onehot_cnn.OneHotCnn" in out and "max_epochs" in out
 
 
 def _bad(tmp_path, name, content):

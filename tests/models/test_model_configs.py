@@ -27,7 +27,7 @@ def test_configs_exist():
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_model_config_contract(path):
     cfg = OmegaConf.load(path)
-    assert set(cfg) - {"pretrained"} == {"trunk", "head"} and cfg.get("pretrained") is None
+    assert set(cfg) - {"pretrained", "recommended"} == {"trunk", "head"} and cfg.get("pretrained") is None
     has_importer = hasattr(get_class(cfg.trunk._target_), "from_pretrained")
     assert ("pretrained" in cfg) == has_importer  # every family with an importer exposes the key
     big = is_base_size(cfg)
@@ -49,9 +49,9 @@ def test_model_config_contract(path):
     loss = torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 2]))
     loss.backward()
     assert model.head.out.weight.grad is not None
-    # the embedding (first thing the input meets) got a gradient, so the whole trunk is connected
-    embedding = next(m for m in model.trunk.modules() if isinstance(m, torch.nn.Embedding))
-    assert embedding.weight.grad is not None and embedding.weight.grad.abs().sum() > 0
+    # the first thing the input meets (an embedding; a convolution for one-hot input) got a gradient, so the whole trunk is connected
+    first = next(m for m in model.trunk.modules() if isinstance(m, torch.nn.Embedding | torch.nn.Conv1d))
+    assert first.weight.grad is not None and first.weight.grad.abs().sum() > 0
 
 
 def test_dnabert2_base_parameter_count():
@@ -106,7 +106,7 @@ def test_language_model_scores_selected_positions_like_the_full_output(name):
 
 
 def test_pretrained_on_a_trunk_without_importer_is_a_user_error(tmp_path):
-    cfg = OmegaConf.load(CONFIG_DIR / "cnn.yaml")
+    cfg = OmegaConf.load(CONFIG_DIR / "cnn_dilated.yaml")
     cfg.pretrained = str(tmp_path)
     with pytest.raises(BiolmError, match="model.pretrained: CnnEncoder has no checkpoint importer"):
         build_sequence_model(cfg, vocab_size=16, pad_token_id=0, num_outputs=2)

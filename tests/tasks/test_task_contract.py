@@ -21,7 +21,7 @@ def test_every_task_config_trains_and_predicts(task, tmp_path):
     data = objective_cls.example_data(tmp_path)
     cfg = compose(
         "finetune",
-        [f"task={task}", *(f"data.{k}={v}" for k, v in data.items()), "tokenizer=char", "model=cnn", "model.trunk.hidden_size=16",
+        [f"task={task}", *(f"data.{k}={v}" for k, v in data.items()), "tokenizer=char", "model=cnn_dilated", "model.trunk.hidden_size=16",
          "model.trunk.num_layers=1", "trainer.max_epochs=1", "+trainer.limit_train_batches=1", "trainer.accelerator=cpu",
          "progress_bar=false", "data.batch_size=8", f"output_dir={tmp_path / 'runs'}", "run_name=r"],
     )

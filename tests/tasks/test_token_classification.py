@@ -124,7 +124,7 @@ def token_files(tmp_path_factory):
 
 def test_token_classification_trains_predicts_and_writes_bed(token_files, tmp_path):
     data = [f"data.{key}={path}" for key, path in token_files.items()]
-    args = ["finetune", "task=token_classification", *data, "data.background=intergenic", "tokenizer=char", "model=cnn",
+    args = ["finetune", "task=token_classification", *data, "data.background=intergenic", "tokenizer=char", "model=cnn_dilated",
             "trainer.max_epochs=4", "trainer.accelerator=cpu", "progress_bar=false", "optim.lr=3e-3", f"output_dir={tmp_path}", "run_name=tok"]
     assert main(args) == 0
     run = tmp_path / "tok"
