@@ -41,7 +41,7 @@ from biolm.runs import (
     token_limit,
     write_json,
 )
-from biolm.schedule import StepPlan, plan_steps
+from biolm.schedule import StepPlan, plan_steps, small_data_advice
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model, save_weights
 from biolm.tasks.metrics import metric_mode
 from biolm.tasks.objectives import objective_class
@@ -110,6 +110,10 @@ class SequenceRecipe(Recipe):
             f" | adapter: {adapter}" if adapter != "none" else "",
         )
         plan = plan_schedule(cfg, len(tokens["train"]))  # before stage_run writes config.yaml: it records the epochs
+        from_scratch = not pretrained and not cfg.model.get("pretrained_from")
+        advice = small_data_advice(type(model.trunk).__name__, len(tokens["train"])) if from_scratch and getattr(model.trunk, "needs_pretraining", False) else None
+        if advice:
+            log.warning(advice)
 
         final, stage, resume_from = stage_run(cfg, tokenizer, spec, base)
 

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 from biolm.errors import BiolmError
 
+# Below this many training sequences a transformer trained from scratch often fails to learn or trails the
+# one-hot CNN (bench/small_data.py on subsampled GUE tasks); the fine-tune log says so (`small_data_advice`).
+FROM_SCRATCH_MIN_SEQUENCES = 5000
+
 
 @dataclass(frozen=True)
 class StepPlan:
@@ -97,4 +101,15 @@ def plan_steps(
         warmup_steps=warmup,
         patience_from_epoch=math.ceil(warmup / steps_per_epoch),
         raised_from=max_epochs if epochs > max_epochs else None,
+    )
+
+
+def small_data_advice(trunk_name: str, n_train: int) -> str | None:
+    """A warning for a from-scratch transformer on fewer than `FROM_SCRATCH_MIN_SEQUENCES` sequences, else None."""
+    if n_train >= FROM_SCRATCH_MIN_SEQUENCES:
+        return None
+    return (
+        f"{trunk_name} trained from scratch on {n_train:,} sequences: below ~{FROM_SCRATCH_MIN_SEQUENCES:,}, transformers trained "
+        "from scratch often stay at chance or trail a CNN (bench/small_data.py); consider model=cnn, init_from=runs/<pretraining run> "
+        "or model.pretrained=<checkpoint>"
     )

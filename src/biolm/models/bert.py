@@ -247,6 +247,8 @@ class BertEncoder(nn.Module):
         **kwargs: `BertConfig` fields.
     """
 
+    needs_pretraining = True  # from scratch it wants more labelled data than a CNN (biolm.schedule.small_data_advice)
+
     lora_target_modules = ("qkv",)  # default LoRA targets: the fused query/key/value projection (LoRA on attention, as in the LoRA paper)
 
     def __init__(self, vocab_size: int, pad_token_id: int = 0, **kwargs: object):

@@ -232,6 +232,8 @@ class EsmEncoder(nn.Module):
         **kwargs: `EsmConfig` fields.
     """
 
+    needs_pretraining = True  # from scratch it wants more labelled data than a CNN (biolm.schedule.small_data_advice)
+
     lora_target_modules = ("qkv",)  # default LoRA targets: the fused query/key/value projection
 
     def __init__(self, vocab_size: int, pad_token_id: int = 1, **kwargs: object):

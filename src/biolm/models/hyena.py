@@ -371,6 +371,8 @@ class HyenaEncoder(nn.Module):
         **kwargs: `HyenaConfig` fields.
     """
 
+    needs_pretraining = True  # from scratch it wants more labelled data than a CNN (biolm.schedule.small_data_advice)
+
     causal = True  # position t sees tokens <= t only: a sequence head must not pool the first ([CLS]) token
     lora_target_modules = ("in_proj", "out_proj")  # default LoRA targets: the Hyena operators' input and output projections
 
