@@ -157,6 +157,11 @@ def main() -> None:
     )
     print("\ntest MCC, mean (sd) over seeds; wall minutes per run (biolm's include its process start)")
     print(summary.unstack("recipe").round(3).to_string())
+    if "plain" in set(table["recipe"]):
+        means = summary["mcc"].unstack("recipe")
+        ratios = {recipe: (means[recipe] / means["plain"]) for recipe in means.columns if recipe != "plain"}
+        print("\nMCC / plain CNN's MCC, per row: " + "; ".join(
+            f"{recipe} {values.min():.2f}-{values.max():.2f}" for recipe, values in ratios.items()))
 
 
 if __name__ == "__main__":

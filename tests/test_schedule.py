@@ -86,8 +86,26 @@ def test_early_stopping_waits_for_the_warmup():
 
     stopper = SkipUndefinedEarlyStopping(monitor="val/mcc", mode="max", patience=1, from_epoch=2)
     metrics = {"val/mcc": torch.tensor(0.5), "val/loss": torch.tensor(0.6)}
-    trainer = SimpleNamespace(current_epoch=0, callback_metrics=metrics, should_stop=False, sanity_checking=False)
+    strategy = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision)
+    trainer = SimpleNamespace(current_epoch=0, callback_metrics=metrics, should_stop=False, sanity_checking=False, strategy=strategy)
     for epoch in (0, 1):  # warm-up epochs: nothing is counted, whatever the metric does
         trainer.current_epoch = epoch
         stopper._run_early_stopping_check(trainer)
         assert stopper.wait_count == 0 and not trainer.should_stop
+    metrics["val/loss"] = torch.tensor(float("nan"))  # but a diverged model stops even in the warm-up
+    trainer.current_epoch = 1
+    stopper._run_early_stopping_check(trainer)
+    assert trainer.should_stop
+
+
+@pytest.mark.parametrize(
+    ("trainer", "epochs"),
+    [({"devices": 1}, 32), ({"devices": [0, 1]}, 63), ({"devices": "auto"}, 8), ({"devices": 1, "max_steps": 100}, 8), ({"devices": 1, "max_epochs": None}, None)],
+)
+def test_plan_schedule_reads_the_trainer(step_budget, trainer, epochs):
+    from biolm.finetuning import plan_schedule
+
+    cfg = OmegaConf.create({"trainer": {"max_epochs": 8, "num_nodes": 1, **trainer}, "data": {"batch_size": 32},
+                            "optim": {"warmup_ratio": 0.1}, "schedule": {"min_steps": 1000}})
+    plan_schedule(cfg, 1000)  # 1,000 sequences: 32 steps per epoch on one device, 16 on two
+    assert cfg.trainer.max_epochs == epochs  # devices=auto, max_steps or max_epochs=null: no budget

@@ -111,7 +111,7 @@ class SequenceRecipe(Recipe):
         )
         plan = plan_schedule(cfg, len(tokens["train"]))  # before stage_run writes config.yaml: it records the epochs
         from_scratch = not pretrained and not cfg.model.get("pretrained_from")
-        advice = small_data_advice(type(model.trunk).__name__, len(tokens["train"])) if from_scratch and getattr(model.trunk, "needs_pretraining", False) else None
+        advice = small_data_advice(type(model.trunk).__name__, len(splits["train"])) if from_scratch and getattr(model.trunk, "needs_pretraining", False) else None
         if advice:
             log.warning(advice)
 
@@ -158,17 +158,29 @@ def data_module(cfg: DictConfig, tokenizer, datasets: dict) -> SequenceDataModul
 
 def plan_schedule(cfg: DictConfig, n_train: int) -> StepPlan:
     """Size the fine-tune in optimiser steps (`biolm.schedule.plan_steps`): the epochs go into
-    ``cfg.trainer.max_epochs`` (so the run's config records them), the plan into the log."""
+    ``cfg.trainer.max_epochs`` (the run's config.yaml shows them), the plan into the log.
+
+    The budget is left out (``max_epochs`` as given) when ``trainer.max_steps`` bounds the run
+    or ``trainer.max_epochs`` is null, and when ``trainer.devices`` is not a count or list
+    (``auto``: the steps per epoch are not known before the Trainer starts).
+    """
     trainer = cfg.trainer
     devices = trainer.get("devices")
-    world_size = (int(devices) if isinstance(devices, int) else len(devices) if isinstance(devices, list | ListConfig) else 1) * int(trainer.get("num_nodes") or 1)
+    counted = isinstance(devices, int) and devices > 0 or isinstance(devices, list | ListConfig)
+    world_size = (len(devices) if isinstance(devices, list | ListConfig) else int(devices) if counted else 1) * int(trainer.get("num_nodes") or 1)
     min_steps = int((cfg.get("schedule") or {}).get("min_steps") or 0)
+    bounded = (trainer.get("max_steps") or -1) > 0 or trainer.get("max_epochs") is None
+    if min_steps and (bounded or not counted):
+        log.info("schedule.min_steps=%d not applied: %s", min_steps, "trainer.max_steps / max_epochs=null bound the run" if bounded else f"trainer.devices={devices} is not a count")
+        min_steps = 0
+    max_epochs = -1 if trainer.get("max_epochs") is None else int(trainer.max_epochs)
     plan = plan_steps(
-        n_train, int(cfg.data.batch_size), int(trainer.max_epochs), min_steps, float(cfg.optim.warmup_ratio),
+        n_train, int(cfg.data.batch_size), max_epochs, min_steps, float(cfg.optim.warmup_ratio),
         int(trainer.get("accumulate_grad_batches") or 1), max(world_size, 1),
     )
-    with open_dict(cfg):
-        cfg.trainer.max_epochs = plan.epochs
+    if trainer.get("max_epochs") is not None:
+        with open_dict(cfg):
+            cfg.trainer.max_epochs = plan.epochs
     log.info(plan.describe(n_train, int(cfg.data.batch_size), min_steps))
     return plan
 

@@ -5,8 +5,9 @@ steps: 1,000 sequences in batches of 32 are 32 steps per epoch, and 8 epochs (25
 them warm-up) leave a from-scratch model barely trained. `plan_steps` raises the number of epochs
 until the run has at least ``schedule.min_steps`` steps (never lowers it), sizes the warm-up on the
 real step count (``optim.warmup_ratio`` of it) and tells early stopping to start counting only
-after the warm-up (a model still warming up is not stalled). The plan is logged in one line and the
-chosen ``max_epochs`` is written into the run's config, so a resume (``ckpt=last``) keeps it.
+after the warm-up (a model still warming up is not stalled). ``min_steps`` raises the epoch cap: early
+stopping may still end a run sooner. The plan is logged in one line and the chosen ``max_epochs`` is
+written into the run's config; a resume (``ckpt=last``) with the same command computes the same plan.
 """
 
 from __future__ import annotations

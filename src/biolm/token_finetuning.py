@@ -87,6 +87,10 @@ class TokenRecipe(Recipe):
         splits = _read_splits(cfg)
         objective = objective_cls.fit_classes(splits["train"].names())
         model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
+        stride = int(getattr(model.trunk, "token_stride", 1))
+        if stride > 1:
+            log.warning("%s pools by %d tokens, so neighbouring tokens share features; per-base labels want per-token "
+                        "resolution (e.g. model=cnn_dilated, or model.trunk.pool_size=1)", type(model.trunk).__name__, stride)
         pin_pretrained(cfg.model, model.trunk)
         if pretrained:
             load_trunk(model, pretrained)

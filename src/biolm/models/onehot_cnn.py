@@ -99,6 +99,11 @@ class OneHotCnn(nn.Module):
         return self.config.channels
 
     @property
+    def token_stride(self) -> int:
+        """Tokens per output feature vector: ``pool_size ** blocks`` (27 by default; 1 without pooling)."""
+        return self.config.pool_size ** len(self.blocks)
+
+    @property
     def max_tokens(self) -> int | None:
         """No hard length limit."""
         return None
@@ -123,7 +128,7 @@ class OneHotCnn(nn.Module):
         keep = attention_mask[:, None, :].to(x.dtype)  # (B, 1, L)
         for block in self.blocks:
             x, keep = block(x, keep)
-        stride = self.config.pool_size ** len(self.blocks)
+        stride = self.token_stride
         if stride > 1:  # each position takes the features of the pooled window it lies in
             x = x.repeat_interleave(stride, dim=-1)[..., :length]
         return x.transpose(1, 2) * attention_mask[..., None].to(x.dtype)  # (B, L, D)

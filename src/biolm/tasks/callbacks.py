@@ -138,9 +138,14 @@ class SkipUndefinedEarlyStopping(EarlyStopping):
         self.from_epoch = int(from_epoch)
 
     def _run_early_stopping_check(self, trainer: L.Trainer) -> None:
-        if trainer.current_epoch < self.from_epoch:
-            return
         metrics = trainer.callback_metrics
+        if trainer.current_epoch < self.from_epoch:
+            loss = metrics.get(self.loss)
+            # during the warm-up only a diverged model stops (every rank takes the same decision)
+            if trainer.strategy.reduce_boolean_decision(loss is not None and not bool(torch.isfinite(loss).all()), all=False):
+                log.warning("epoch %d: %s is not finite; training stops", trainer.current_epoch, self.loss)
+                trainer.should_stop = True
+            return
         value, loss = metrics.get(self.monitor), metrics.get(self.loss)
         undefined = value is not None and bool(torch.isnan(value).any()) and loss is not None and bool(torch.isfinite(loss).all())
         # every rank must take the same branch (the parent reduces its decision across ranks)

@@ -83,8 +83,10 @@ def variant_window_dataset(
     """
     check_variant_labels(labels, label_column)
     table = read_labels_table(labels)
-    if label_column not in table.columns:
-        raise BiolmError(f"labels: {labels} has no column {label_column!r} (has {', '.join(map(str, table.columns))}); set label_column=")
+    missing = [column for column in ("chrom", "pos", "ref", "alt", label_column) if column not in table.columns]
+    if missing:
+        hint = "; set label_column=" if label_column in missing else ""
+        raise BiolmError(f"labels: {labels} has no column {', '.join(map(repr, missing))} (has {', '.join(map(str, table.columns))}){hint}")
     frame = table[["chrom", "pos", "ref", "alt", label_column]].rename(columns={label_column: "label"})
     reference = reference if isinstance(reference, Reference) else Reference(reference, aliases)
     if region:  # before the allele checks: rows elsewhere (another gene, a symbolic allele) are not this dataset's
@@ -98,11 +100,14 @@ def variant_window_dataset(
     if frame.empty:
         raise BiolmError(f"labels: no variant of {labels} left (region={region}, snvs_only={snvs_only}) inside {reference.path}")
     frame["label"] = [parse_label(value, f"labels: {labels}") for value in frame["label"]]
-    frame["split"] = position_split(frame["pos"].to_numpy(), val, test, int(block_bp), int(seed))
-    seen = np.sort(frame.loc[frame["split"] != "test", "pos"].to_numpy())
+    # one coordinate line: contigs far apart, so variants on different contigs never share a block or count as near
+    contig = pd.factorize(frame["chrom"].map(reference.canonical))[0].astype(np.int64)
+    where = contig * 10**12 + frame["pos"].to_numpy().astype(np.int64)
+    frame["split"] = position_split(where, val, test, int(block_bp), int(seed))
+    seen = np.sort(where[(frame["split"] != "test").to_numpy()])
     in_test = np.flatnonzero(frame["split"] == "test")
     if len(seen) and len(in_test):
-        near = np.abs(frame["pos"].to_numpy()[in_test, None] - seen[None, :]).min(axis=1) < int(window_bp)
+        near = np.abs(where[in_test, None] - seen[None, :]).min(axis=1) < int(window_bp)
         frame = frame.drop(index=in_test[near]).reset_index(drop=True)
         log.info("%d test variants closer than %d bp to a train/val variant left out", int(near.sum()), window_bp)
     frame["sequence"] = variant_windows(frame, reference, int(window_bp), strand).alt
