@@ -179,7 +179,7 @@ def load_run(path: str | Path) -> Run:
         model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
     if adapted:
         with run_file(adapter_dir, "cannot load the adapter onto its base run"):
-            base = check_base(adapter_dir)
+            base = check_base(adapter_dir, OmegaConf.select(cfg, "model.pretrained_from"))
             if (base / "config.yaml").exists():
                 load_trunk(model, base)
             else:  # trained on a Hugging Face checkpoint folder (model.pretrained)

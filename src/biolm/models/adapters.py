@@ -109,15 +109,33 @@ def write_base_record(adapter_dir: Path, base_run: Path) -> None:
     (adapter_dir / "base.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
-def check_base(adapter_dir: Path) -> Path:
-    """The base run (or checkpoint folder) of an adapter, after checking its weights are the ones it was trained on."""
+def check_base(adapter_dir: Path, checkpoint: str | None = None) -> Path:
+    """The base run (or checkpoint folder) of an adapter, after checking its weights are the ones it was trained on.
+
+    Args:
+        adapter_dir: the run's ``adapter/`` folder (with ``base.json``).
+        checkpoint: the ``model.pretrained`` value the run was trained from (a folder or Hub id), tried
+            when the recorded folder is gone (another machine, a cleared Hugging Face cache).
+
+    Raises:
+        BiolmError: the base weights are missing or changed since the adapter was trained.
+    """
     record = json.loads((adapter_dir / "base.json").read_text())
     name = record.get("weights", "model.safetensors")
     candidates = [Path(record.get("init_from_resolved", record["init_from"])), Path(record["init_from"])]
-    base = next((c for c in candidates if (c / name).exists()), candidates[0])
+    base = next((c for c in candidates if (c / name).exists()), None)
+    if base is None and checkpoint:
+        from biolm.checkpoints import resolve_pretrained
+
+        base = resolve_pretrained(checkpoint)
+    base = base or candidates[0]
     weights = base / name
     if not weights.exists():
-        raise BiolmError(f"{adapter_dir}: its base weights {weights} are missing (the adapter needs the run it was trained from)")
+        source = f"the checkpoint {checkpoint}" if checkpoint else "the run it was trained from"
+        raise BiolmError(
+            f"{adapter_dir}: its base weights {weights} are missing (the adapter needs {source}; "
+            "biolm adapter merge writes a run that does not)"
+        )
     if file_sha256(weights) != record["sha256"]:
         raise BiolmError(f"{adapter_dir}: the base weights {weights} changed since the adapter was trained (SHA-256 differs)")
     return base
