@@ -68,11 +68,11 @@ def test_a_fine_tune_follows_the_budget(step_budget, tiny_task, tmp_path, caplog
     assert sorted({int(e) for e in pd.read_csv(run / "metrics.csv")["epoch"].dropna()}) == [0, 1, 2]
     assert "6 steps per epoch x 3 epochs (trainer.max_epochs 1 raised to reach schedule.min_steps=18) = 18 steps" in caplog.text
     assert json.loads((run / "test_metrics.json").read_text())["n_train"] == 96
-    assert "BertEncoder trained from scratch on 96 sequences: below ~5,000" in caplog.text  # and what to do instead
+    assert "BertEncoder trained from scratch on 96 sequences: below ~2,000" in caplog.text  # and what to do instead
 
 
 def test_small_data_advice_names_the_alternatives():
-    assert small_data_advice("BertEncoder", 5000) is None
+    assert small_data_advice("BertEncoder", 2000) is None
     advice = small_data_advice("HyenaEncoder", 1900)
     assert advice.startswith("HyenaEncoder trained from scratch on 1,900 sequences") and "model=cnn, init_from=" in advice
 
