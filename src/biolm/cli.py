@@ -408,14 +408,14 @@ def cmd_variants_windows(cfg: DictConfig) -> None:
 
 def _scoring_model(cfg: DictConfig):
     """``run=`` (a run folder) or ``model.pretrained=`` (a public LM checkpoint, loaded with its tokenizer)."""
-    from biolm.runs import instantiate_config, load_pretrained_language_model
+    from biolm import api
 
     pretrained = OmegaConf.select(cfg, "model.pretrained")
     if not pretrained:
         return _required(cfg, "run", "pass run=runs/<name> (or model.pretrained=<checkpoint folder> for zero-shot scores)")
     if cfg.get("run"):
         raise BiolmError(f"run={cfg.run} and model.pretrained={pretrained}: pass one of them")
-    return load_pretrained_language_model(pretrained, instantiate_config(cfg.tokenizer, "tokenizer"))
+    return api.load_pretrained_language_model(pretrained, cfg.get("tokenizer"))
 
 
 @command

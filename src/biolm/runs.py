@@ -270,7 +270,8 @@ def load_pretrained_language_model(pretrained: str | Path, tokenizer=None) -> La
 
     Args:
         pretrained: the checkpoint folder or Hub id.
-        tokenizer: its tokenizer; default: read from the folder (``tokenizer=pretrained``).
+        tokenizer: its tokenizer, or a ``tokenizer`` config to instantiate; default: read from the folder
+            (``tokenizer=pretrained``).
 
     Raises:
         BiolmError: a folder whose family, tokenizer or LM head biolm cannot read.
@@ -287,6 +288,8 @@ def load_pretrained_language_model(pretrained: str | Path, tokenizer=None) -> La
             f"model.pretrained={pretrained}: {folder / 'config.json'} names no family biolm imports "
             "(BERT / DNABERT / DNABERT-2, ESM / Nucleotide Transformer, HyenaDNA)"
         )
+    if isinstance(tokenizer, DictConfig):  # a `tokenizer` config node (the command's), instantiated here
+        tokenizer = instantiate_config(tokenizer, "tokenizer")
     tokenizer = tokenizer if tokenizer is not None else from_checkpoint(folder)
     cfg = OmegaConf.create({"model": {"trunk": {"_target_": family}, "pretrained": str(folder)}})
     model = build_language_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id, require_lm_head=True).eval()
