@@ -38,6 +38,7 @@ TASKS = {"tf_human_0": "data/gue/tf_human_0", "prom_core_all": "data/gue/prom_co
 BASE = ["trainer.accelerator=cpu", "progress_bar=false"]
 RECIPES = {  # biolm finetune overrides per recipe (the default recipe of each model, as the README gives it)
     "cnn": ["model=cnn"],
+    "cnn_rc": ["model=cnn", "data.augment.rc_prob=0.5"],  # reverse-complement augmentation (strand-symmetric tasks)
     "bert_tiny": ["model=bert_tiny", "tokenizer=kmer3_stride3"],
     "hyena_tiny": ["model=hyena_tiny", "tokenizer=char"],
     "hyena_tiny_ecoli": ["init_from=runs/ecoli_hyena_clm", "model=hyena_tiny"],
