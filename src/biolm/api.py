@@ -19,13 +19,27 @@ from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer
 from biolm.resources import register_resolvers
 from biolm.runs import Run, load_pretrained_language_model, load_run
+from biolm.text.corpus import read_corpus
+from biolm.text.documents import annotate, read_documents
+from biolm.text.extract import extract_records, extract_sentences, gold_records, score_extraction
+from biolm.text.ner import NerRun, evaluate_ner, load_ner_run
 from biolm.training import fit
 from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, variant_dataset, variant_window_dataset
 
 register_resolvers()  # configs composed or loaded by API users may name ${bundled:...} files
 
 __all__ = [
+    "NerRun",
     "Run",
+    "annotate",
+    "evaluate_ner",
+    "extract_records",
+    "extract_sentences",
+    "gold_records",
+    "load_ner_run",
+    "read_corpus",
+    "read_documents",
+    "score_extraction",
     "compare_runs",
     "compute_metrics",
     "evaluate",

@@ -37,7 +37,7 @@ Handler = Callable[[DictConfig], None]
 # (words joined by "_"), whose first comment line ``# biolm <command>: <summary>`` is its help text.
 HANDLERS: dict[str, Handler] = {}
 # Commands whose configs live in their own Hydra root under configs/ (own data/, models/, experiment/ groups).
-CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp"}
+CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp", "ner": "text", "extract": "text"}
 # One name per concept across commands: an old spelling on the command line is refused, naming the new key.
 RENAMED_KEYS: dict[str, str] = {
     "data.window.size": "data.window_bp",
@@ -488,6 +488,9 @@ def cmd_gp_predict(cfg: DictConfig) -> None:
         logging.getLogger(__name__).info("%d predictions written to %s", len(frame), cfg.out)
 
 
+import biolm.cli_text  # noqa: E402, F401  (registers the text commands; it needs `command` defined above)
+
+
 def _usage() -> str:
     lines = ["usage: biolm <command> [key=value ...] [--cfg job]", "", "commands:"]
     width = max(map(len, HANDLERS)) + 1
@@ -496,9 +499,10 @@ def _usage() -> str:
         groups = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name not in CONFIG_SUBDIRS.values())
         lines += ["", "config groups (choose with group=name):"]
         lines += [f"  {g:<10} {', '.join(_group_options(g))}" for g in groups]
-        for command, sub in CONFIG_SUBDIRS.items():
+        for sub in dict.fromkeys(CONFIG_SUBDIRS.values()):
             root = config_dir() / sub
-            lines += ["", f"config groups of 'biolm {command} ...' (configs/{sub}/):"]
+            commands = " / ".join(f"biolm {c} ..." for c, s in CONFIG_SUBDIRS.items() if s == sub)
+            lines += ["", f"config groups of '{commands}' (configs/{sub}/):"]
             lines += [f"  {g:<10} {', '.join(_group_options(g, root))}" for g in sorted(p.name for p in root.iterdir() if p.is_dir())]
     except BiolmError:
         pass

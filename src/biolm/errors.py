@@ -68,3 +68,16 @@ class RunInterrupted(BiolmError):
     def __init__(self, message: str, exit_code: int):
         self.exit_code = exit_code
         super().__init__(message)
+
+
+def require_extra(extra: str, *modules: str) -> None:
+    """Check that the optional ``modules`` of the ``biolm[extra]`` install are importable.
+
+    Raises:
+        BiolmError: one is missing; the message says which extra installs it.
+    """
+    import importlib.util
+
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise BiolmError(f"this command needs {', '.join(missing)}, part of the '{extra}' extra: pip install 'biolm[{extra}]'")

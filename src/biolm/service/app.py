@@ -261,6 +261,10 @@ def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> 
         BiolmError: the run folder is missing or incomplete.
     """
     settings = settings or ServeSettings()
+    if not isinstance(run, Run) and (Path(run) / "tags.json").exists():  # a text (NER) run
+        from biolm.service.text import create_text_app
+
+        return create_text_app(run, settings)
     if not isinstance(run, Run):
         run = load_run(run)
     if not run.objective.serves:

@@ -1,0 +1,453 @@
+"""Named-entity recognition: `NerRecipe` (the `biolm.training` recipe of ``configs/text/ner_train.yaml``),
+`NerTask` (the LightningModule), run loading and the one tagging path behind evaluate, predict,
+extract and the service.
+
+In: IOB2 corpora (`biolm.text.corpus.read_corpus`: CoNLL/BIO columns, brat/BioNLP standoff, JSONL
+spans) and a `biolm.models.word_tagger.WordTagger` (``model=bilstm_crf`` or ``model=encoder``, any
+local Hugging Face encoder). A sentence longer than the tagger takes is cut into overlapping word
+windows (`WordTagger.windows`); each word keeps the tag of the window in which it sits farthest
+from an edge. Out: a run folder like every fine-tune's (``config.yaml``, ``tags.json``,
+``tagger/`` (vocabularies or the encoder's config and tokenizer), ``model.safetensors``,
+``metrics.csv``, ``test_metrics.json``, ``test_predictions.tsv``, plots and ``report.md``).
+
+Entity scores are seqeval's strict IOB2 precision, recall and F1 (exact span and type match),
+micro-averaged and per type, the convention of the BLURB and CoNLL benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from biolm.errors import BiolmError, require_extra
+from biolm.finetuning import plan_schedule, staged_job
+from biolm.fitting import publish, training_stage
+from biolm.models.word_tagger import WordTagger
+from biolm.runs import count_parameters, default_run_name, write_json
+from biolm.tasks.sequence import configure_adamw
+from biolm.text.corpus import Sentence, entity_types, read_corpus, tag_set
+from biolm.training import Job, Recipe
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+TEXT_MODULES = ("seqeval", "torchcrf")  # what the text extra adds that every NER run needs
+
+
+# ---------------------------------------------------------------- data
+
+
+def read_split(data_cfg: DictConfig, name: str) -> list[Sentence]:
+    """The sentences of ``data.<name>``: one corpus file or folder, or a list of them (concatenated)."""
+    source = data_cfg.get(name)
+    if not source:
+        raise BiolmError(f"data.{name}: missing; pass data.{name}=<CoNLL/BIO file, standoff folder or JSONL>")
+    paths = list(source) if isinstance(source, list | ListConfig) else [source]
+    return [sentence for path in paths for sentence in read_corpus(str(path), field_name=f"data.{name}")]
+
+
+def hold_out(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
+    """``(train, val)``: a seeded ``fraction`` of the documents (``doc_id``; sentences without one count
+    alone) held out for validation, so no document is in both."""
+    import random
+
+    if not 0 < fraction < 1:
+        raise BiolmError(f"data.split.val={fraction}: accepted: a fraction between 0 and 1 (or give data.val=<corpus>)")
+    groups: dict[str, list[int]] = {}
+    for i, sentence in enumerate(sentences):
+        groups.setdefault(sentence.doc_id if sentence.doc_id is not None else f"#{i}", []).append(i)
+    keys = sorted(groups)
+    random.Random(seed).shuffle(keys)
+    n_val = max(1, round(len(keys) * fraction))
+    if n_val >= len(keys):
+        raise BiolmError(f"data.train: {len(keys)} documents are too few to hold out data.split.val={fraction}; give data.val=<corpus>")
+    val_index = {i for key in keys[:n_val] for i in groups[key]}
+    log.info("data.val not given: %d of %d documents of data.train held out for validation (data.split.val=%s)", n_val, len(keys), fraction)
+    return [s for i, s in enumerate(sentences) if i not in val_index], [s for i, s in enumerate(sentences) if i in val_index]
+
+
+def check_tags(sentences: list[Sentence], tags: list[str], field: str) -> None:
+    """Every tag of ``sentences`` must be one the run learned (an unseen entity type cannot be scored)."""
+    known = set(tags)
+    for sentence in sentences:
+        for tag in sentence.tags or []:
+            if tag not in known:
+                raise BiolmError(f"{sentence.where or field}: tag {tag!r} is not one the run was trained on ({', '.join(tags)})")
+
+
+class NerDataset(torch.utils.data.Dataset):
+    """Encoded word windows with their tag ids: item i is ``(features, tags (T_words,) long)``."""
+
+    def __init__(self, tagger: WordTagger, sentences: list[Sentence], tags: list[str]):
+        index = {tag: i for i, tag in enumerate(tags)}
+        self.items = []
+        for sentence in sentences:
+            for start, end in tagger.windows(sentence.tokens):
+                tag_ids = torch.tensor([index[t] for t in sentence.tags[start:end]], dtype=torch.long)
+                self.items.append((tagger.encode(sentence.tokens[start:end]), tag_ids))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+class NerCollator:
+    """``[(features, tags), ...]`` -> the tagger's batch plus ``tags`` ``(B, T_words)`` (-100 on padding)."""
+
+    def __init__(self, tagger: WordTagger):
+        self.tagger = tagger
+
+    def __call__(self, items):
+        batch = self.tagger.collate([features for features, _ in items])
+        batch["tags"] = torch.nn.utils.rnn.pad_sequence([tags for _, tags in items], batch_first=True, padding_value=-100)
+        return batch
+
+
+class NerDataModule(L.LightningDataModule):
+    """Training windows in length buckets (`biolm.data.bucketing.LengthBucketBatches`, ``data.bucket_pool``
+    batches per sorted pool), validation windows sorted by length."""
+
+    def __init__(self, datasets: dict[str, NerDataset], collate: NerCollator, batch_size: int, eval_batch_size: int, seed: int, pool: int):
+        super().__init__()
+        self.datasets, self.collate = datasets, collate
+        self.batch_size, self.eval_batch_size, self.seed, self.pool = batch_size, eval_batch_size, seed, pool
+
+    def _lengths(self, name: str) -> list[int]:
+        return [len(tags) for _, tags in self.datasets[name].items]
+
+    def train_dataloader(self):
+        from biolm.data.bucketing import LengthBucketBatches
+
+        epoch_of = lambda: int(self.trainer.current_epoch) if self.trainer is not None else 0  # noqa: E731
+        sampler = LengthBucketBatches(self._lengths("train"), self.batch_size, self.seed, epoch_of, self.pool)
+        return torch.utils.data.DataLoader(self.datasets["train"], batch_sampler=sampler, collate_fn=self.collate)
+
+    def val_dataloader(self):
+        lengths = self._lengths("val")
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
+        return torch.utils.data.DataLoader(self.datasets["val"], batch_sampler=batches, collate_fn=self.collate)
+
+
+# ---------------------------------------------------------------- task
+
+
+class NerTask(L.LightningModule):
+    """Trains a `WordTagger`; logs ``train/loss``, ``val/loss`` and seqeval's strict ``val/f1``,
+    ``val/precision``, ``val/recall`` (over the validation windows) every epoch.
+
+    Args:
+        model: the tagger.
+        lr, weight_decay, warmup_ratio, betas, head_lr: AdamW with linear warm-up and decay
+            (`biolm.tasks.sequence.configure_adamw`).
+        seed: dropout is drawn from (seed, epoch, batch), as in `biolm.tasks.sequence.SequenceTask`.
+    """
+
+    def __init__(self, model: WordTagger, lr: float = 1e-3, weight_decay: float = 0.0, warmup_ratio: float = 0.1,
+                 betas=(0.9, 0.999), head_lr: float | None = None, seed: int = 0):
+        super().__init__()
+        self.model = model
+        self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr = lr, weight_decay, warmup_ratio, tuple(betas), head_lr
+        self.seed = seed
+        self._gold: list[list[str]] = []
+        self._predicted: list[list[str]] = []
+
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        torch.manual_seed(hash((self.seed, self.current_epoch, batch_idx, self.global_rank)) % (2**63))
+
+    def training_step(self, batch, batch_idx):
+        loss = self.model.loss(batch, batch["tags"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["tags"]))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss = self.model.loss(batch, batch["tags"])
+        self.log("val/loss", loss, batch_size=len(batch["tags"]))
+        names = self.model.tags
+        for path, gold in zip(self.model.decode(batch), batch["tags"].tolist(), strict=True):
+            self._predicted.append([names[t] for t in path])
+            self._gold.append([names[t] for t in gold if t != -100])
+
+    def on_validation_epoch_end(self) -> None:
+        scores = entity_scores(self._gold, self._predicted)
+        self._gold, self._predicted = [], []
+        for name in ("f1", "precision", "recall"):
+            self.log(f"val/{name}", scores[name], prog_bar=name == "f1")
+
+    def configure_optimizers(self):
+        return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr)
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+    """seqeval's strict IOB2 entity scores: micro ``precision``, ``recall``, ``f1`` and ``per_type``
+    ``{type: {precision, recall, f1, support}}`` (support: gold entities)."""
+    from seqeval.metrics import classification_report
+    from seqeval.scheme import IOB2
+
+    report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
+    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
+    per_type = {
+        name: {"precision": float(v["precision"]), "recall": float(v["recall"]), "f1": float(v["f1-score"]), "support": int(v["support"])}
+        for name, v in report.items()
+        if not name.endswith(" avg")
+    }
+    return {"precision": float(micro["precision"]), "recall": float(micro["recall"]), "f1": float(micro["f1-score"]), "per_type": per_type}
+
+
+def error_summary(gold: list[Sentence], predicted: list[list[str]]) -> dict[str, int]:
+    """Counts of what went wrong, per entity (the usual NER error analysis):
+
+    - ``correct``: a predicted entity with the gold span and type;
+    - ``type``: the gold span predicted with another type;
+    - ``boundary``: an overlapping prediction of the same type with other boundaries;
+    - ``boundary_and_type``: an overlapping prediction of another type and other boundaries;
+    - ``missed``: a gold entity that no prediction overlaps;
+    - ``spurious``: a predicted entity that overlaps no gold entity.
+    """
+    from biolm.text.corpus import tags_to_spans
+
+    counts = dict.fromkeys(("correct", "type", "boundary", "boundary_and_type", "missed", "spurious"), 0)
+    for sentence, tags in zip(gold, predicted, strict=True):
+        true = [(s.start, s.end, s.label) for s in sentence.spans()]
+        pred = [(s.start, s.end, s.label) for s in tags_to_spans(tags, sentence.offsets, sentence.text)]
+        for start, end, label in true:
+            overlapping = [p for p in pred if p[0] < end and start < p[1]]
+            if (start, end, label) in pred:
+                counts["correct"] += 1
+            elif any(p[:2] == (start, end) for p in overlapping):
+                counts["type"] += 1
+            elif any(p[2] == label for p in overlapping):
+                counts["boundary"] += 1
+            elif overlapping:
+                counts["boundary_and_type"] += 1
+            else:
+                counts["missed"] += 1
+        counts["spurious"] += sum(not any(t[0] < p[1] and p[0] < t[1] for t in true) for p in pred)
+    return counts
+
+
+def type_confusion(gold: list[Sentence], predicted: list[list[str]], types: list[str]) -> tuple[list[str], list[list[int]]]:
+    """Gold type (rows, plus ``none`` for spurious) x predicted type (columns, plus ``none`` for missed),
+    counted over overlapping spans."""
+    from biolm.text.corpus import tags_to_spans
+
+    names = [*types, "none"]
+    index = {name: i for i, name in enumerate(names)}
+    matrix = [[0] * len(names) for _ in names]
+    for sentence, tags in zip(gold, predicted, strict=True):
+        true = sentence.spans()
+        pred = tags_to_spans(tags, sentence.offsets, sentence.text)
+        for t in true:
+            hits = [p for p in pred if p.start < t.end and t.start < p.end]
+            for p in hits or [None]:
+                matrix[index[t.label]][index[p.label] if p else index["none"]] += 1
+        for p in pred:
+            if not any(p.start < t.end and t.start < p.end for t in true):
+                matrix[index["none"]][index[p.label]] += 1
+    return names, matrix
+
+
+# ---------------------------------------------------------------- runs
+
+
+@dataclass
+class NerRun:
+    """A trained tagger and what it was trained with (`load_ner_run`)."""
+
+    path: Path
+    cfg: DictConfig
+    tagger: WordTagger
+    tags: list[str]
+
+    @property
+    def types(self) -> list[str]:
+        return sorted({tag[2:] for tag in self.tags if tag != "O"})
+
+
+def tagger_class(model_cfg: DictConfig) -> type[WordTagger]:
+    """The `WordTagger` class named by ``model.tagger._target_`` (a class or one of its classmethods)."""
+    import importlib
+
+    target = str(model_cfg.tagger._target_)
+    if not target.startswith("biolm."):
+        raise BiolmError(f"model.tagger._target_: {target!r} is not a biolm class")
+    parts, found = target.split("."), None
+    for cut in range(len(parts) - 1, 0, -1):  # the longest importable module, then attributes (class, classmethod)
+        try:
+            found = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:]:
+            found = getattr(found, name, None)
+        break
+    found = getattr(found, "__self__", found)  # a classmethod -> its class
+    if not (isinstance(found, type) and issubclass(found, WordTagger)):
+        raise BiolmError(f"model.tagger._target_: {target!r} is not a biolm WordTagger")
+    return found
+
+
+def load_ner_run(path: str | Path) -> NerRun:
+    """Load a run folder written by ``biolm ner train``.
+
+    Raises:
+        BiolmError: the folder is not a finished NER run.
+    """
+    from safetensors.torch import load_file
+
+    require_extra("text", *TEXT_MODULES)
+    path = Path(path)
+    missing = [name for name in ("config.yaml", "tags.json", "tagger", "model.safetensors") if not (path / name).exists()]
+    if missing:
+        raise BiolmError(f"run: {path} is not a finished NER run (missing: {', '.join(missing)}); pass run=runs/<name> of biolm ner train")
+    cfg = OmegaConf.load(path / "config.yaml")
+    tags = json.loads((path / "tags.json").read_text())["tags"]
+    tagger = tagger_class(cfg.model).from_assets(path / "tagger", tags)
+    tagger.load_state_dict(load_file(str(path / "model.safetensors")))
+    tagger.eval()
+    return NerRun(path=path, cfg=cfg, tagger=tagger, tags=tags)
+
+
+@torch.inference_mode()
+def tag_sentences(tagger: WordTagger, sentences: list[Sentence], batch_size: int = 64) -> list[list[str]]:
+    """IOB2 tags per word of each sentence, whole sentences (windows merged, see the module docstring)."""
+    tagger.eval()
+    pieces = [(i, start, end) for i, s in enumerate(sentences) if s.tokens for start, end in tagger.windows(s.tokens)]
+    pieces.sort(key=lambda piece: piece[2] - piece[1])  # batches of similar length pad little
+    out = [["O"] * len(s.tokens) for s in sentences]
+    margin = [[-1] * len(s.tokens) for s in sentences]  # distance to the nearer window edge of the tag kept so far
+    for first in range(0, len(pieces), batch_size):
+        chunk = pieces[first : first + batch_size]
+        batch = tagger.collate([tagger.encode(sentences[i].tokens[start:end]) for i, start, end in chunk])
+        for (i, start, end), path in zip(chunk, tagger.decode(batch), strict=True):
+            for offset, tag_id in enumerate(path):
+                word, edge = start + offset, min(offset, end - start - 1 - offset)
+                if edge > margin[i][word]:
+                    out[i][word], margin[i][word] = tagger.tags[tag_id], edge
+    return [_repair(tags) for tags in out]
+
+
+def _repair(tags: list[str]) -> list[str]:
+    """Merging windows can leave ``I-X`` after another type: start a new entity there (``B-X``)."""
+    fixed = list(tags)
+    for i, tag in enumerate(fixed):
+        if tag.startswith("I-") and (i == 0 or fixed[i - 1][2:] != tag[2:] or fixed[i - 1] == "O"):
+            fixed[i] = "B-" + tag[2:]
+    return fixed
+
+
+def evaluate_ner(run: NerRun, sentences: list[Sentence], batch_size: int = 64) -> tuple[dict, list[list[str]]]:
+    """Entity scores (`entity_scores`) and `error_summary` of ``run`` on labelled ``sentences``; also the predicted tags."""
+    check_tags(sentences, run.tags, "data.test")
+    predicted = tag_sentences(run.tagger, sentences, batch_size)
+    scores = entity_scores([s.tags for s in sentences], predicted)
+    scores["errors"] = error_summary(sentences, predicted)
+    scores["n_sentences"] = len(sentences)
+    scores["n_entities"] = sum(len(s.spans()) for s in sentences)
+    return scores, predicted
+
+
+def write_predictions(sentences: list[Sentence], predicted: list[list[str]], path: Path) -> None:
+    """``token<TAB>gold<TAB>predicted`` per word, a blank line between sentences (conlleval's layout)."""
+    from biolm.data.io import atomic_path
+
+    lines = []
+    for sentence, tags in zip(sentences, predicted, strict=True):
+        lines += [f"{w}\t{g}\t{p}" for w, g, p in zip(sentence.tokens, sentence.tags, tags, strict=True)] + [""]
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ---------------------------------------------------------------- recipe
+
+
+def build_tagger(model_cfg: DictConfig, tags: list[str], train: list[Sentence]) -> WordTagger:
+    """Instantiate ``model.tagger`` for training, with the run's ``tags`` and training words."""
+    from hydra.utils import instantiate
+
+    tagger_class(model_cfg)  # a clear error for a bad target
+    options = OmegaConf.to_container(model_cfg.tagger, resolve=True)
+    try:
+        return instantiate(options, tags=tags, train_words=[s.tokens for s in train], _convert_="all")
+    except BiolmError:
+        raise
+    except TypeError as err:
+        raise BiolmError(f"model.tagger: {err}") from None
+
+
+def apply_text_adapter(tagger: WordTagger, adapter_cfg) -> WordTagger:
+    """``adapter.name=none`` only for now: a LoRA tagger would need the adapter saving of DNA runs."""
+    from biolm.models.adapters import adapter_name
+
+    if adapter_name(adapter_cfg) != "none":
+        raise BiolmError("adapter: LoRA is not supported by biolm ner train yet; fine-tune the whole encoder (adapter=none)")
+    return tagger
+
+
+class NerRecipe(Recipe):
+    """``biolm ner train``: a word-level tagger on IOB2 corpora (see the module docstring)."""
+
+    def prepare(self, cfg: DictConfig) -> Job:
+        require_extra("text", *TEXT_MODULES)
+        splits = {name: read_split(cfg.data, name) for name in ("train", "test")}
+        if cfg.data.get("val"):
+            splits["val"] = read_split(cfg.data, "val")
+        else:
+            split = cfg.data.get("split") or {}
+            splits["train"], splits["val"] = hold_out(splits["train"], float(split.get("val", 0.1)), int(split.get("seed", 0)))
+        types = entity_types(splits["train"])
+        if not types:
+            raise BiolmError("data.train: no entities in the training corpus (every tag is O)")
+        tags = tag_set(types)
+        for name in ("val", "test"):
+            check_tags(splits[name], tags, f"data.{name}")
+        tagger = build_tagger(cfg.model, tags, splits["train"])
+        model = apply_text_adapter(tagger, cfg.get("adapter"))
+        datasets = {name: NerDataset(tagger, splits[name], tags) for name in ("train", "val")}
+        trainable, total = count_parameters(model)
+        log.info(
+            "data: %s | entity types: %s | model: %s, %s trainable of %s parameters",
+            ", ".join(f"{n} {len(s)} sentences ({sum(len(x.spans()) for x in s):,} entities)" for n, s in splits.items()),
+            ", ".join(types), type(tagger).__name__, f"{trainable:,}", f"{total:,}",
+        )
+        plan = plan_schedule(cfg, len(datasets["train"]))
+        final = Path(cfg.output_dir) / (str(cfg.run_name) if cfg.get("run_name") else default_run_name("ner"))
+        stage, resume_from = training_stage(final, cfg)
+        if resume_from is None or not (stage / "config.yaml").exists():
+            OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
+            write_json({"tags": tags}, stage / "tags.json")
+            tagger.save_assets(stage / "tagger")
+        task = NerTask(model, seed=int(cfg.seed), **cfg.optim)
+        datamodule = NerDataModule(datasets, NerCollator(tagger), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), int(cfg.seed),
+                                   int(cfg.data.get("bucket_pool") or 1))
+        monitor = f"val/{cfg.task.monitor}"
+        return staged_job(task, datamodule, stage, final, resume_from, monitor, "min" if cfg.task.monitor == "loss" else "max", plan,
+                          splits=splits, tags=tags, sizes=(trainable, total))
+
+    def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
+        from biolm.finetuning import keep_best_weights
+        from biolm.text.ner_report import write_ner_report
+
+        keep_best_weights(job)
+        run = load_ner_run(job.folder)
+        splits = job.state["splits"]
+        metrics, predicted = evaluate_ner(run, splits["test"], int(cfg.data.eval_batch_size))
+        write_predictions(splits["test"], predicted, job.folder / "test_predictions.tsv")
+        checkpoint = job.state["checkpoint"]
+        trainable, total = job.state["sizes"]
+        metrics.update({"monitor": checkpoint.monitor, "best_val": checkpoint.best, "best_epoch": checkpoint.best_epoch,
+                        **{f"n_{name}": len(s) for name, s in splits.items()}, "trainable_params": trainable, "total_params": total})
+        write_json(metrics, job.folder / "test_metrics.json")
+        write_ner_report(job.folder, metrics, splits["test"], predicted, run.types)
+        publish(job.folder, job.final)
+        log.info("test entity F1 %.4f (P %.4f, R %.4f); run written to %s", metrics["f1"], metrics["precision"], metrics["recall"], job.final)
+        return job.final
