@@ -117,3 +117,33 @@ def tiny_binary_run(tiny_task, tmp_path_factory) -> Path:
     )
     assert code == 0
     return out / "tiny"
+
+
+TINY_BERT_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "of", "in", "and", "is", "with", ",", ".", "gene", "protein", "cancer"]
+TINY_BERT_VOCAB += ["patient", "tumor", "breast", "mut", "##ation", "##s", "##ed", "##ing", "brca", "##1", "##2", "tp", "##5", "##3", "loss", "function"]
+
+
+@pytest.fixture(scope="session")
+def tiny_wordpiece_bert(tmp_path_factory) -> Path:
+    """A BertForMaskedLM checkpoint folder (2 layers, width 32) with a fast WordPiece tokenizer over
+    `TINY_BERT_VOCAB`, in the real Hugging Face layout, written offline."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny_bert")
+    vocab_file = folder / "vocab.txt"
+    vocab_file.write_text("\n".join(TINY_BERT_VOCAB) + "\n")
+    wordpiece = Tokenizer(models.WordPiece.from_file(str(vocab_file), unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    wordpiece.decoder = decoders.WordPiece()
+    vocab_file.unlink()
+    BertTokenizerFast(tokenizer_object=wordpiece).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(TINY_BERT_VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    BertForMaskedLM(config).save_pretrained(folder)
+    return folder

@@ -12,38 +12,22 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast, RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
+from transformers import BertForMaskedLM, RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
 from transformers.utils import logging as hf_logging
 
 from biolm.errors import BiolmError
 from biolm.models.hf_tagger import HfTokenTagger, repair_iob2
+from tests.conftest import TINY_BERT_VOCAB
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "of", "in", "and", "is", "with", ",", ".", "gene", "protein", "cancer"]
-VOCAB += ["patient", "tumor", "breast", "mut", "##ation", "##s", "##ed", "##ing", "brca", "##1", "##2", "tp", "##5", "##3", "loss", "function"]
+VOCAB = TINY_BERT_VOCAB
 TAGS = ["O", "B-Gene", "I-Gene", "B-Disease", "I-Disease"]
 SENTENCE = ["BRCA1", "mutations", "in", "breast", "cancer"]  # [CLS] brca ##1 mut ##ation ##s in breast cancer [SEP]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
+def checkpoint(tiny_wordpiece_bert):
     """A BertForMaskedLM checkpoint folder with a fast WordPiece tokenizer (tokenizer.json)."""
-    folder = tmp_path_factory.mktemp("tiny_bert")
-    vocab_file = folder / "vocab.txt"
-    vocab_file.write_text("\n".join(VOCAB) + "\n")
-    wordpiece = Tokenizer(models.WordPiece.from_file(str(vocab_file), unk_token="[UNK]"))
-    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
-    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wordpiece.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
-    )
-    wordpiece.decoder = decoders.WordPiece()
-    vocab_file.unlink()
-    BertTokenizerFast(tokenizer_object=wordpiece).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
-    BertForMaskedLM(config).save_pretrained(folder)
-    return folder
+    return tiny_wordpiece_bert
 
 
 @pytest.fixture(scope="module")

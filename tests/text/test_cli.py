@@ -129,3 +129,17 @@ def test_bad_corpus_is_one_line_and_exit_2(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "bad.tsv:2" in err
     assert main(["ner", "evaluate", f"run={tmp_path / 'nope'}", f"data.test={bad}"]) == 2
     assert "not a finished NER run" in capsys.readouterr().err
+
+
+def test_lora_on_an_encoder_keeps_the_adapter_and_merged_weights(corpus, tiny_wordpiece_bert, tmp_path):
+    code = main(["ner", "train", "model=encoder", f"model.pretrained={tiny_wordpiece_bert}", "adapter=lora", "model.lr=5e-3",
+                 f"data.train={corpus / 'train.tsv'}", f"data.val={corpus / 'dev.tsv'}", f"data.test={corpus / 'test.tsv'}",
+                 f"output_dir={tmp_path}", "run_name=lora", "data.batch_size=16", "trainer.max_epochs=2", "trainer.accelerator=cpu", "progress_bar=false"])
+    assert code == 0
+    run = tmp_path / "lora"
+    assert (run / "adapter" / "adapter_model.safetensors").exists() and (run / "model.safetensors").exists()
+    out = tmp_path / "m.json"
+    assert main(["ner", "evaluate", f"run={run}", f"data.test={corpus / 'test.tsv'}", f"output={out}"]) == 0
+    assert json.loads(out.read_text())["f1"] == pytest.approx(json.loads((run / "test_metrics.json").read_text())["f1"])
+    assert main(["ner", "train", "adapter=lora", f"data.train={corpus / 'train.tsv'}", f"data.val={corpus / 'dev.tsv'}",
+                 f"data.test={corpus / 'test.tsv'}", f"output_dir={tmp_path}", *TINY]) == 2

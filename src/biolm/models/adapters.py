@@ -49,10 +49,12 @@ def lora_config(model: torch.nn.Module, adapter_cfg: DictConfig | dict):
     """peft ``LoraConfig`` for a `SequenceModel` from the ``adapter`` config."""
     from peft import LoraConfig
 
-    targets = adapter_cfg.get("target_modules") or getattr(model.trunk, "lora_target_modules", None)
+    # a trunk + head model names its targets on the trunk; a model without a trunk (a word tagger) on itself
+    owner = getattr(model, "trunk", model)
+    targets = adapter_cfg.get("target_modules") or getattr(owner, "lora_target_modules", None)
     if not targets:
         raise BiolmError(
-            f"adapter.target_modules: {type(model.trunk).__name__} has no default LoRA targets; "
+            f"adapter.target_modules: {type(owner).__name__} has no default LoRA targets; "
             "name the linear layers to adapt, e.g. adapter.target_modules=[qkv]"
         )
     bias = str(adapter_cfg.get("bias", "none"))
@@ -66,7 +68,7 @@ def lora_config(model: torch.nn.Module, adapter_cfg: DictConfig | dict):
         lora_dropout=float(adapter_cfg["dropout"]),
         bias=bias,
         target_modules=list(targets),
-        modules_to_save=[HEAD_MODULE],
+        modules_to_save=[getattr(model, "head_module", HEAD_MODULE)],
     )
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from biolm.errors import BiolmError, require_extra
@@ -385,12 +386,31 @@ def build_tagger(model_cfg: DictConfig, tags: list[str], train: list[Sentence]) 
 
 
 def apply_text_adapter(tagger: WordTagger, adapter_cfg) -> WordTagger:
-    """``adapter.name=none`` only for now: a LoRA tagger would need the adapter saving of DNA runs."""
-    from biolm.models.adapters import adapter_name
+    """The tagger wrapped with LoRA (``adapter=lora``: the encoder's attention projections train as low-rank
+    updates, the classifier fully), or as it is (``adapter=none``)."""
+    from biolm.models.adapters import adapter_name, apply_adapter
 
-    if adapter_name(adapter_cfg) != "none":
-        raise BiolmError("adapter: LoRA is not supported by biolm ner train yet; fine-tune the whole encoder (adapter=none)")
-    return tagger
+    if adapter_name(adapter_cfg) != "none" and not getattr(tagger, "lora_target_modules", None) and not adapter_cfg.get("target_modules"):
+        raise BiolmError(f"adapter={adapter_name(adapter_cfg)}: {type(tagger).__name__} has no pretrained layers to adapt; use model=encoder")
+    return apply_adapter(tagger, adapter_cfg)
+
+
+def merge_best_adapter(job: Job) -> None:
+    """A LoRA run: load the best epoch's adapter, fold it into the encoder and save full weights, so the
+    run folder is loadable on its own (``adapter/`` stays beside them)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from biolm.models.adapters import is_adapted
+    from biolm.tasks.callbacks import save_weights
+
+    model = job.task.model
+    if not is_adapted(model):
+        return
+    saved = job.folder / "adapter" / "adapter_model.safetensors"
+    if saved.exists():
+        set_peft_model_state_dict(model, load_file(str(saved)))
+    save_weights(model.merge_and_unload(), job.folder / "model.safetensors")
 
 
 class NerRecipe(Recipe):
@@ -411,7 +431,7 @@ class NerRecipe(Recipe):
         for name in ("val", "test"):
             check_tags(splits[name], tags, f"data.{name}")
         tagger = build_tagger(cfg.model, tags, splits["train"])
-        model = apply_text_adapter(tagger, cfg.get("adapter"))
+        model = apply_text_adapter(tagger, cfg.get("adapter")).train()  # transformers loads encoders in eval mode (no dropout)
         datasets = {name: NerDataset(tagger, splits[name], tags) for name in ("train", "val")}
         trainable, total = count_parameters(model)
         log.info(
@@ -422,7 +442,7 @@ class NerRecipe(Recipe):
         plan = plan_schedule(cfg, len(datasets["train"]))
         final = Path(cfg.output_dir) / (str(cfg.run_name) if cfg.get("run_name") else default_run_name("ner"))
         stage, resume_from = training_stage(final, cfg)
-        if resume_from is None or not (stage / "config.yaml").exists():
+        if (resume_from is None or not (stage / "config.yaml").exists()) and rank_zero_only.rank == 0:
             OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
             write_json({"tags": tags}, stage / "tags.json")
             tagger.save_assets(stage / "tagger")
@@ -438,6 +458,7 @@ class NerRecipe(Recipe):
         from biolm.text.ner_report import write_ner_report
 
         keep_best_weights(job)
+        merge_best_adapter(job)
         run = load_ner_run(job.folder)
         splits = job.state["splits"]
         metrics, predicted = evaluate_ner(run, splits["test"], int(cfg.data.eval_batch_size))
