@@ -221,3 +221,22 @@ def test_bad_input_raises():
     with pytest.raises(BiolmError, match="outside 0..2"):
         tagger.loss(batch, torch.tensor([[-100]]))
     assert math.isfinite(tagger.loss(batch, torch.tensor([[2]])).item())
+
+
+def test_word_vectors_from_an_encoder_folder(tiny_wordpiece_bert):
+    from transformers import AutoModel
+
+    from biolm.models.word_vectors import subword_mean_vectors
+
+    table = AutoModel.from_pretrained(str(tiny_wordpiece_bert)).get_input_embeddings().weight.detach()
+    vectors = subword_mean_vectors(tiny_wordpiece_bert, ["breast", "mutations"], 32)  # full width: no PCA
+    pieces = [19, 20, 21, 22]  # breast | mut ##ation ##s
+    torch.testing.assert_close(torch.tensor(vectors["breast"]), table[pieces[0]])
+    torch.testing.assert_close(torch.tensor(vectors["mutations"]), table[pieces[1:]].mean(0))
+    reduced = subword_mean_vectors(tiny_wordpiece_bert, ["breast", "mutations", "gene", "tumor"], 3)
+    assert {len(v) for v in reduced.values()} == {3}
+    tagger = BiLstmCrf.for_training(["O", "B-X", "I-X"], [["Breast", "mutations"]], word_vectors_from=str(tiny_wordpiece_bert), word_dim=3)
+    expected = subword_mean_vectors(tiny_wordpiece_bert, ["breast", "mutations"], 3)  # the normalised vocabulary
+    for word in ("breast", "mutations"):
+        torch.testing.assert_close(tagger.word_embedding.weight[tagger.word_index[word]].detach(), torch.tensor(expected[word]))
+    assert expected["breast"][2] == 0.0  # two words span two principal directions: the third column is zero

@@ -267,8 +267,18 @@ class BiLstmCrf(WordTagger):
         return tagger
 
     @classmethod
-    def for_training(cls, tags: list[str], train_words: list[list[str]], **options: Any) -> BiLstmCrf:
-        """`build` in the form the NER recipe instantiates (``model.tagger`` config + the run's tags and words)."""
+    def for_training(cls, tags: list[str], train_words: list[list[str]], word_vectors_from: str | None = None, **options: Any) -> BiLstmCrf:
+        """`build` in the form the NER recipe instantiates (``model.tagger`` config + the run's tags and words).
+
+        ``word_vectors_from``: a Hugging Face encoder folder whose input embeddings initialise the word
+        vectors (`biolm.models.word_vectors.subword_mean_vectors`), or None for random ones.
+        """
+        if word_vectors_from:
+            from biolm.models.word_vectors import subword_mean_vectors
+
+            config = _config({k: v for k, v in options.items() if k not in ("min_count", "word_vectors")})
+            words = sorted({normalise_word(w, config.lowercase) for sentence in train_words for w in sentence})
+            options["word_vectors"] = subword_mean_vectors(word_vectors_from, words, config.word_dim)
         return cls.build(train_words, tags, **options)
 
     def _init_word_vectors(self, word_vectors: dict[str, list[float]]) -> None:

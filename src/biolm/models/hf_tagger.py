@@ -143,7 +143,7 @@ class HfTokenTagger(WordTagger):
         """
         folder = _checkpoint_folder(path)
         options = _label_options(tags) | _dropout_option(dropout)
-        with _quiet_transformers(), _as_user_error(folder):
+        with quiet_transformers(), _as_user_error(folder):
             tokenizer = _load_tokenizer(folder)
             model, info = AutoModelForTokenClassification.from_pretrained(
                 folder, local_files_only=True, output_loading_info=True, ignore_mismatched_sizes=True, **options
@@ -374,7 +374,7 @@ def _reset_head(head: nn.Module, config) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """Silence transformers' load report ("newly initialized" head) and progress bar, restoring both after."""
     verbosity = hf_logging.get_verbosity()
     progress = hf_logging.is_progress_bar_enabled()
