@@ -22,7 +22,7 @@ from biolm.runs import Run, load_pretrained_language_model, load_run
 from biolm.text.corpus import read_corpus
 from biolm.text.documents import annotate, read_documents
 from biolm.text.extract import extract_records, extract_sentences, gold_records, score_extraction
-from biolm.text.ner import NerRun, evaluate_ner, load_ner_run
+from biolm.text.ner import NerRun, evaluate_ner, load_ner_run, read_corpora
 from biolm.training import fit
 from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, variant_dataset, variant_window_dataset
 
@@ -37,6 +37,7 @@ __all__ = [
     "extract_sentences",
     "gold_records",
     "load_ner_run",
+    "read_corpora",
     "read_corpus",
     "read_documents",
     "score_extraction",

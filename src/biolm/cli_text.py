@@ -58,8 +58,7 @@ def cmd_ner_evaluate(cfg: DictConfig) -> None:
     from biolm import api
 
     run = api.load_ner_run(_required(cfg, "run", "pass run=runs/<ner run>"))
-    metrics, _ = api.evaluate_ner(run, api.read_corpus(_required(cfg, "data.test", "pass data.test=<labelled corpus>"), "data.test"),
-                                  int(cfg.batch_size))
+    metrics, _ = api.evaluate_ner(run, api.read_corpora(cfg.data.get("test"), "data.test"), int(cfg.batch_size))
     _print_entity_scores(f"entity scores (strict IOB2) — {run.path} on {cfg.data.test}", metrics)
     if cfg.get("output"):
         from pathlib import Path
@@ -93,7 +92,7 @@ def cmd_extract(cfg: DictConfig) -> None:
     fields = {str(k): [str(t) for t in v] for k, v in cfg.fields.items()}
     methylation = {str(k): str(v) for k, v in cfg.methylation.items()}
     if cfg.get("gold"):
-        sentences = api.read_corpus(str(cfg.gold), "gold")
+        sentences = api.read_corpora(cfg.gold, "gold")
         predicted = api.extract_sentences(taggers, sentences, fields, methylation, int(cfg.batch_size))
         scores = api.score_extraction(predicted, api.gold_records(sentences, fields, methylation), [*fields])
         _print_metrics(f"extraction vs {cfg.gold} ({len(sentences)} sentences)",

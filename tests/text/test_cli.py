@@ -143,3 +143,24 @@ def test_lora_on_an_encoder_keeps_the_adapter_and_merged_weights(corpus, tiny_wo
     assert json.loads(out.read_text())["f1"] == pytest.approx(json.loads((run / "test_metrics.json").read_text())["f1"])
     assert main(["ner", "train", "adapter=lora", f"data.train={corpus / 'train.tsv'}", f"data.val={corpus / 'dev.tsv'}",
                  f"data.test={corpus / 'test.tsv'}", f"output_dir={tmp_path}", *TINY]) == 2
+
+
+def test_user_mistakes_are_one_line_and_exit_2(corpus, tmp_path, capsys):
+    data = [f"data.train={corpus / 'train.tsv'}", f"data.val={corpus / 'dev.tsv'}", f"data.test={corpus / 'test.tsv'}", f"output_dir={tmp_path}"]
+    base = ["trainer.max_epochs=1", "trainer.accelerator=cpu", "progress_bar=false"]
+    cases = [
+        (["model=encoder", f"model.pretrained={tmp_path}"], "no config.json"),              # a folder that is no encoder
+        ([*TINY, "model.tagger.dropout=1.5"], "dropout"),                                    # a bad hyper-parameter
+        ([*TINY, "trainer.devices=2"], "one device"),
+    ]
+    for extra, expected in cases:
+        assert main(["ner", "train", *data, *base, *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and expected in err, err
+    unlabelled = tmp_path / "u.jsonl"
+    unlabelled.write_text('{"text": "BRCA1 is mutated."}\n')
+    assert main(["ner", "train", f"data.train={unlabelled}", *data[1:], *TINY]) == 2
+    assert "u.jsonl:1: no labels" in capsys.readouterr().err
+    (tmp_path / "abstracts.csv").write_text("a,b\n")
+    assert main(["ner", "predict", f"run={tmp_path}", f"input={tmp_path / 'abstracts.csv'}"]) == 2  # not a run
+    capsys.readouterr()

@@ -25,7 +25,7 @@ from biolm.text.corpus import (
     write_conll,
 )
 
-NCBI_DEVEL = Path("/work/shared/data/ner/ncbi_disease/devel.tsv.gz")
+NCBI_DEVEL = Path(__file__).resolve().parents[2] / "data" / "text" / "ncbi_disease" / "devel.tsv.gz"
 CONLL = "-DOCSTART-\tPMID-1\n\nBRCA1\tB-Gene\nis\tO\nmutated\tO\n\n\nbreast\tB-Disease\ncancer\tI-Disease\n-DOCSTART-\np53 B-Gene\n"
 
 
@@ -41,7 +41,7 @@ def _write(path: Path, text: str) -> Path:
 def test_read_conll_documents_sentences_offsets(tmp_path, name):
     path = _write(tmp_path / name, CONLL)
     sentences = read_corpus(path)
-    assert [s.doc_id for s in sentences] == ["PMID-1", "PMID-1", None]
+    assert [s.doc_id for s in sentences] == ["PMID-1", "PMID-1", f"{name}#10"]  # an anonymous -DOCSTART- is named by its line
     assert [s.text for s in sentences] == ["BRCA1 is mutated", "breast cancer", "p53"]
     assert sentences[0].offsets == [(0, 5), (6, 8), (9, 16)]
     assert sentences[0].tags == ["B-Gene", "O", "O"]
@@ -147,7 +147,7 @@ def test_read_jsonl(tmp_path):
     path = _write(tmp_path / "docs.jsonl.gz", "\n".join(lines) + "\n")
     sentences = read_corpus(path)
     assert [s.text for s in sentences] == ["BRCA1 is mutated.", "TP53 too.", "No entities here.", "Unlabelled text."]
-    assert [s.doc_id for s in sentences] == ["7", "7", None, None]
+    assert [s.doc_id for s in sentences] == ["7", "7", "docs.jsonl.gz:3", "docs.jsonl.gz:4"]  # a line without an id is its own document
     assert [s.start for s in sentences] == [0, 18, 0, 0]
     assert [s.tags for s in sentences] == [["B-Gene", "O", "O", "O"], ["B-Gene", "O", "O"], ["O", "O", "O", "O"], None]
     assert [s.where for s in sentences] == [f"{path}:1", f"{path}:1", f"{path}:3", f"{path}:4"]
@@ -227,7 +227,7 @@ def test_write_conll_round_trip(tmp_path, name):
         write_conll([Sentence("a", ["a"], [(0, 1)], where="x:1")], tmp_path / "unlabelled.tsv")
 
 
-@pytest.mark.skipif(not NCBI_DEVEL.exists(), reason="shared NCBI-disease corpus not present")
+@pytest.mark.skipif(not NCBI_DEVEL.exists(), reason="bundled NCBI-disease corpus not present")
 def test_real_ncbi_disease_devel(tmp_path):
     with gzip.open(NCBI_DEVEL, "rt", encoding="utf-8") as handle:
         head = [next(handle) for _ in range(300)]

@@ -171,3 +171,19 @@ def test_split_text_spans_round_trip_through_the_rule_tagger():
     (s,) = split_text(COURSE)
     tags = tag_sentences(RuleTagger(), [s])[0]
     assert [span.text for span in tags_to_spans(tags, s.offsets, s.text)] == ["methylation", "ADAMTS1", "BNC1", "pancreas cancer"]
+
+
+def test_normalisation_keeps_brackets_that_belong_to_the_name():
+    assert normalise("genes", "p16(INK4a)") == "P16(INK4A)"
+    assert normalise("chemicals", "Ca(2+)") == "Ca(2+)"
+    assert normalise("genes", "(BRCA1)") == "BRCA1"
+    assert normalise("genes", "BRCA1)") == "BRCA1"
+
+
+def test_read_documents_refuses_other_files_and_bad_bytes(tmp_path):
+    (tmp_path / "x.csv").write_text("id,text\n")
+    with pytest.raises(BiolmError, match="unknown kind of file"):
+        read_documents(tmp_path / "x.csv")
+    (tmp_path / "bad.txt").write_bytes(b"caf\xe9\n")
+    with pytest.raises(BiolmError, match="not UTF-8"):
+        read_documents(tmp_path / "bad.txt")

@@ -259,7 +259,7 @@ class BiLstmCrf(WordTagger):
             raise BiolmError(f"BiLstmCrf min_count: {min_count!r} is not allowed (accepted: an integer >= 1)")
         word_counts = Counter(normalise_word(w, config.lowercase) for sentence in train_sentences for w in sentence)
         char_counts = Counter(ch for sentence in train_sentences for w in sentence for ch in w)
-        words = [w for w, n in sorted(word_counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count]
+        words = [w for w, n in sorted(word_counts.items(), key=lambda item: (-item[1], item[0])) if n >= min_count and w not in (PAD, UNK)]
         chars = [ch for ch, _ in sorted(char_counts.items(), key=lambda item: (-item[1], item[0]))]
         tagger = cls([PAD, UNK, *words], [PAD, UNK, *chars], tags, **asdict(config))
         if word_vectors:
@@ -302,7 +302,7 @@ class BiLstmCrf(WordTagger):
         if not words or not all(isinstance(w, str) and w for w in words):
             raise BiolmError(f"sentence {words!r}: accepted is a non-empty list of non-empty words")
         lowercase, width = self.config.lowercase, self.config.max_word_chars
-        word_ids = torch.tensor([self.word_index.get(normalise_word(w, lowercase), 1) for w in words])
+        word_ids = torch.tensor([self.word_index.get(normalise_word(w, lowercase), 1) or 1 for w in words])  # a literal "<pad>" word reads as <unk>
         char_ids = torch.zeros(len(words), min(width, max(len(w) for w in words)), dtype=torch.long)
         for i, word in enumerate(words):
             ids = [self.char_index.get(ch, 1) for ch in word[:width]]
@@ -317,11 +317,13 @@ class BiLstmCrf(WordTagger):
         n_chars = max(item["char_ids"].shape[1] for item in items)
         word_ids = torch.zeros(len(items), n_words, dtype=torch.long)
         char_ids = torch.zeros(len(items), n_words, n_chars, dtype=torch.long)
+        word_mask = torch.zeros(len(items), n_words, dtype=torch.bool)
         for b, item in enumerate(items):
             t, c = item["char_ids"].shape
             word_ids[b, :t] = item["word_ids"]
             char_ids[b, :t, :c] = item["char_ids"]
-        return {"word_ids": word_ids, "char_ids": char_ids, "word_mask": word_ids != 0}
+            word_mask[b, :t] = True  # from the length: a word never reads as padding
+        return {"word_ids": word_ids, "char_ids": char_ids, "word_mask": word_mask}
 
     def _char_features(self, char_ids: Tensor) -> Tensor:
         """``(B, T, C)`` char ids -> ``(B, T, char_filters)``, max-pooled over real characters only."""

@@ -8,6 +8,9 @@ Routes (JSON in and out; see /docs for the OpenAPI schema):
     GET  /v1/model           model card: task, labels, test metrics, tokenizer, input window, limits
     GET  /healthz, /readyz   liveness; readiness (503 while starting or shutting down)
 
+An NER run (``biolm ner train``) is served by `biolm.service.text.create_text_app` instead:
+``/v1/ner`` and ``/v1/extract`` with a page that highlights the entities.
+
 Predictions go through `biolm.prediction.predict`, the function behind ``biolm predict``, via the
 `MicroBatcher`, which runs concurrent requests as shared forward passes on a worker thread.
 User mistakes are 4xx JSON ``{"detail": "<one line>"}``: 422 for a bad body (naming the sequence
@@ -261,7 +264,9 @@ def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> 
         BiolmError: the run folder is missing or incomplete.
     """
     settings = settings or ServeSettings()
-    if not isinstance(run, Run) and (Path(run) / "tags.json").exists():  # a text (NER) run
+    from biolm.text.ner import NerRun
+
+    if isinstance(run, NerRun) or not isinstance(run, Run) and (Path(run) / "tags.json").exists():  # a text (NER) run
         from biolm.service.text import create_text_app
 
         return create_text_app(run, settings)

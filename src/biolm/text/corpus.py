@@ -39,7 +39,7 @@ from biolm.errors import BiolmError
 logger = logging.getLogger(__name__)
 
 IOB2_RULE = "tags must be IOB2 (O, B-<type>, I-<type>)"
-STANDOFF_SUFFIXES = (".ann", ".a1")  # the first one present beside a .txt is read
+STANDOFF_SUFFIXES = (".ann", ".a1")  # the first one present beside a .txt is read (with .a1, also its .a2)
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _SENTENCE_END = re.compile(r"[.!?](?=\s+(\S))")  # group 1: the first character of the next sentence
 _LINE = re.compile(r"[^\r\n]+")
@@ -181,7 +181,7 @@ def split_text(text: str, doc_id: str | None = None, *, abbreviations: bool = Tr
     or an opening bracket/quote, and at every newline. With ``abbreviations`` (the default) a period does
     not end a sentence after a common abbreviation (e.g., i.e., et al., Fig., vs., Dr., no., approx., ...)
     or a single capital initial (``J. Smith``). The bundled methylation corpora
-    (``shared/data/ner/dna_methylation_events``) were built without these exceptions; pass
+    (``data/text/methylation``) were built without these exceptions; pass
     ``abbreviations=False`` to reproduce their sentences. Tokens follow the regex ``\\w+|[^\\w\\s]``
     (unicode-aware: ``β-catenin`` -> ``β``, ``-``, ``catenin``), the rule of the bundled corpora.
 
@@ -285,7 +285,7 @@ def read_conll(path: str | Path, field_name: str = "data.train") -> list[Sentenc
     Raises:
         CorpusError: missing or empty file, a line without exactly two columns, a tag outside IOB2.
     """
-    lines = _read_lines(path, field_name)
+    lines = read_text_lines(path, field_name)
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -312,7 +312,7 @@ def read_conll(path: str | Path, field_name: str = "data.train") -> list[Sentenc
         if line.startswith("-DOCSTART-"):
             close_sentence()
             rest = line[len("-DOCSTART-") :].strip()
-            doc_id = None if rest in ("", "O", "-X- -X- O") else rest
+            doc_id = f"{Path(path).name}#{number}" if rest in ("", "O", "-X- -X- O") else rest  # anonymous: its line
             continue
         columns = line.split("\t") if "\t" in line else line.split(" ")
         if len(columns) != 2:
@@ -364,7 +364,7 @@ def read_jsonl(path: str | Path, field_name: str = "data.train") -> list[Sentenc
         CorpusError: bad JSON, missing ``text``, a span outside the text, with ``start >= end`` or crossing
             a sentence boundary, or a file without any sentence.
     """
-    lines = _read_lines(path, field_name)
+    lines = read_text_lines(path, field_name)
     sentences: list[Sentence] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -377,7 +377,7 @@ def read_jsonl(path: str | Path, field_name: str = "data.train") -> list[Sentenc
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise CorpusError(f'{where}: expected an object with a "text" string, e.g. {{"text": "...", "spans": [{{"start": 0, "end": 5, "label": "Gene"}}]}}')
         text = record["text"]
-        doc_id = None if record.get("id") is None else str(record["id"])
+        doc_id = f"{Path(path).name}:{number}" if record.get("id") is None else str(record["id"])  # a line is a document
         raw_spans = record.get("spans", record.get("entities"))
         document = split_text(text, doc_id)
         for sentence in document:
@@ -461,9 +461,12 @@ def read_standoff(txt_path: str | Path, field_name: str = "data.train") -> list[
         raise CorpusError(f"{field_name}: {txt_path}: expected a .txt file with a .ann or .a1 file beside it")
     text = _read_exact(txt_path)
     spans = []
-    for number, line in enumerate(_read_exact(ann_path).split("\n"), start=1):
-        if line.startswith("T"):
-            spans.append(_standoff_span(line.rstrip("\r"), text, f"{ann_path}:{number}") + (f"{ann_path}:{number}",))
+    # BioNLP-ST keeps given entities in .a1 and event triggers (e.g. DNA_methylation) in .a2: both are read
+    sources = [ann_path] + ([txt_path.with_suffix(".a2")] if ann_path.suffix == ".a1" and txt_path.with_suffix(".a2").is_file() else [])
+    for source in sources:
+        for number, line in enumerate(_read_exact(source).split("\n"), start=1):
+            if line.startswith("T"):
+                spans.append(_standoff_span(line.rstrip("\r"), text, f"{source}:{number}") + (f"{source}:{number}",))
     kept = _drop_overlaps(spans)
     if len(kept) < len(spans):
         logger.info("%s: dropped %d overlapping or nested entities (kept the longer of each)", ann_path, len(spans) - len(kept))
@@ -567,7 +570,7 @@ def _annotation_of(txt_path: Path) -> Path | None:
     return None
 
 
-def _read_lines(path: str | Path, field_name: str) -> list[str]:
+def read_text_lines(path: str | Path, field_name: str) -> list[str]:
     """Lines of a UTF-8 text file (gunzipped by the ``.gz`` suffix), without their line ends."""
     if not os.path.exists(path):
         raise CorpusError(f"{field_name}: file not found: {path}")

@@ -15,42 +15,38 @@ import json
 from pathlib import Path
 
 from biolm.errors import BiolmError
-from biolm.text.corpus import split_text, tags_to_spans
+from biolm.text.corpus import read_text_lines, split_text, tags_to_spans
+
+DOCUMENT_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz")
 
 
 def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[str, str]]:
     """``(id, text)`` pairs from a .txt file (a document per non-empty line), a .jsonl file or a folder of .txt files.
 
     Raises:
-        BiolmError: the path does not exist, holds no document, or a JSONL line is not an object with ``text``.
+        BiolmError: the path does not exist or has another suffix, is not UTF-8 text, holds no document, or a
+            JSONL line is not an object with ``text``.
     """
     path = Path(path)
+    accepted = "a .txt file with one document per line, a .jsonl file ({\"id\", \"text\"} per line), or a folder of .txt files"
     if not path.exists():
-        raise BiolmError(f"{field_name}: {path} does not exist (accepted: a .txt file with one document per line, a .jsonl file, a folder of .txt files)")
+        raise BiolmError(f"{field_name}: {path} does not exist (accepted: {accepted})")
     if path.is_dir():
-        docs = [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(path.glob("*.txt"))]
-    elif path.name.endswith((".jsonl", ".jsonl.gz")):
-        docs = _read_jsonl(path)
+        docs = [(p.stem, "\n".join(read_text_lines(p, field_name))) for p in sorted(path.glob("*.txt"))]
+    elif not path.name.lower().endswith(DOCUMENT_SUFFIXES):
+        raise BiolmError(f"{field_name}: {path}: unknown kind of file (accepted: {accepted})")
+    elif path.name.lower().endswith((".jsonl", ".jsonl.gz")):
+        docs = _read_jsonl(path, field_name)
     else:
-        lines = _open_text(path).splitlines()
-        docs = [(f"{path.stem}:{i}", line) for i, line in enumerate(lines, 1) if line.strip()]
+        docs = [(f"{path.stem}:{i}", line) for i, line in enumerate(read_text_lines(path, field_name), 1) if line.strip()]
     if not docs:
         raise BiolmError(f"{field_name}: {path} holds no document")
     return docs
 
 
-def _open_text(path: Path) -> str:
-    import gzip
-
-    try:
-        return gzip.open(path, "rt", encoding="utf-8").read() if path.suffix == ".gz" else path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise BiolmError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-
-
-def _read_jsonl(path: Path) -> list[tuple[str, str]]:
+def _read_jsonl(path: Path, field_name: str) -> list[tuple[str, str]]:
     docs = []
-    for number, line in enumerate(_open_text(path).splitlines(), 1):
+    for number, line in enumerate(read_text_lines(path, field_name), 1):
         if not line.strip():
             continue
         try:

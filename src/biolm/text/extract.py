@@ -28,9 +28,22 @@ from biolm.text.corpus import Sentence
 _PLURAL_HEADS = re.compile(r"(cancer|tumou?r|neoplasm|oma|emia|aemia|disease|syndrome)s$")
 
 
+def _strip_brackets(text: str) -> str:
+    """Drop a bracket pair that encloses the whole mention and unmatched brackets at its ends; keep the
+    brackets that belong to a name (``p16(INK4a)``, ``Ca(2+)``)."""
+    for open_, close in ("()", "[]", "{}"):
+        if text.startswith(open_) and text.endswith(close) and text[1:-1].count(open_) == text[1:-1].count(close):
+            text = text[1:-1]
+        if text.endswith(close) and text.count(close) > text.count(open_):
+            text = text[:-1]
+        if text.startswith(open_) and text.count(open_) > text.count(close):
+            text = text[1:]
+    return text
+
+
 def normalise(field: str, mention: str) -> str:
     """The canonical form of a mention in ``field`` (see the module docstring)."""
-    text = " ".join(mention.split()).strip(" .,;:()[]{}\"'")
+    text = _strip_brackets(" ".join(mention.split()).strip(" .,;:\"'")).strip(" .,;:\"'")
     if field == "genes":
         return text.upper()
     if field in ("diseases", "cancer_types"):

@@ -25,6 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from biolm.errors import BiolmError, require_extra
 from biolm.finetuning import plan_schedule, staged_job
@@ -43,13 +44,17 @@ TEXT_MODULES = ("seqeval", "torchcrf")  # what the text extra adds that every NE
 # ---------------------------------------------------------------- data
 
 
-def read_split(data_cfg: DictConfig, name: str) -> list[Sentence]:
-    """The sentences of ``data.<name>``: one corpus file or folder, or a list of them (concatenated)."""
-    source = data_cfg.get(name)
+def read_corpora(source, field: str) -> list[Sentence]:
+    """The sentences of one corpus file or folder, or of a list of them (concatenated); ``field`` names the setting in errors."""
     if not source:
-        raise BiolmError(f"data.{name}: missing; pass data.{name}=<CoNLL/BIO file, standoff folder or JSONL>")
-    paths = list(source) if isinstance(source, list | ListConfig) else [source]
-    return [sentence for path in paths for sentence in read_corpus(str(path), field_name=f"data.{name}")]
+        raise BiolmError(f"{field}: missing; pass {field}=<CoNLL/BIO file, standoff folder or JSONL>")
+    paths = list(source) if isinstance(source, list | ListConfig | tuple) else [source]
+    return [sentence for path in paths for sentence in read_corpus(str(path), field_name=field)]
+
+
+def read_split(data_cfg: DictConfig, name: str) -> list[Sentence]:
+    """The sentences of ``data.<name>`` (`read_corpora`)."""
+    return read_corpora(data_cfg.get(name), f"data.{name}")
 
 
 def hold_out(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
@@ -72,11 +77,19 @@ def hold_out(sentences: list[Sentence], fraction: float, seed: int) -> tuple[lis
     return [s for i, s in enumerate(sentences) if i not in val_index], [s for i, s in enumerate(sentences) if i in val_index]
 
 
+def require_labels(sentences: list[Sentence], field: str) -> None:
+    """Every sentence must carry tags (a JSONL line without ``spans`` is unlabelled text)."""
+    for sentence in sentences:
+        if sentence.tags is None:
+            raise BiolmError(f"{sentence.where or field}: no labels (a JSONL line without \"spans\"); {field} needs labelled text")
+
+
 def check_tags(sentences: list[Sentence], tags: list[str], field: str) -> None:
-    """Every tag of ``sentences`` must be one the run learned (an unseen entity type cannot be scored)."""
+    """Every sentence must be labelled, with tags the run learned (an unseen entity type cannot be scored)."""
+    require_labels(sentences, field)
     known = set(tags)
     for sentence in sentences:
-        for tag in sentence.tags or []:
+        for tag in sentence.tags:
             if tag not in known:
                 raise BiolmError(f"{sentence.where or field}: tag {tag!r} is not one the run was trained on ({', '.join(tags)})")
 
@@ -115,10 +128,11 @@ class NerDataModule(L.LightningDataModule):
     """Training windows in length buckets (`biolm.data.bucketing.LengthBucketBatches`, ``data.bucket_pool``
     batches per sorted pool), validation windows sorted by length."""
 
-    def __init__(self, datasets: dict[str, NerDataset], collate: NerCollator, batch_size: int, eval_batch_size: int, seed: int, pool: int):
+    def __init__(self, datasets: dict[str, NerDataset], collate: NerCollator, batch_size: int, eval_batch_size: int, seed: int, pool: int,
+                 num_workers: int = 0):
         super().__init__()
         self.datasets, self.collate = datasets, collate
-        self.batch_size, self.eval_batch_size, self.seed, self.pool = batch_size, eval_batch_size, seed, pool
+        self.batch_size, self.eval_batch_size, self.seed, self.pool, self.num_workers = batch_size, eval_batch_size, seed, pool, num_workers
 
     def _lengths(self, name: str) -> list[int]:
         return [len(tags) for _, tags in self.datasets[name].items]
@@ -128,13 +142,13 @@ class NerDataModule(L.LightningDataModule):
 
         epoch_of = lambda: int(self.trainer.current_epoch) if self.trainer is not None else 0  # noqa: E731
         sampler = LengthBucketBatches(self._lengths("train"), self.batch_size, self.seed, epoch_of, self.pool)
-        return torch.utils.data.DataLoader(self.datasets["train"], batch_sampler=sampler, collate_fn=self.collate)
+        return torch.utils.data.DataLoader(self.datasets["train"], batch_sampler=sampler, collate_fn=self.collate, num_workers=self.num_workers)
 
     def val_dataloader(self):
         lengths = self._lengths("val")
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
         batches = [order[i : i + self.eval_batch_size] for i in range(0, len(order), self.eval_batch_size)]
-        return torch.utils.data.DataLoader(self.datasets["val"], batch_sampler=batches, collate_fn=self.collate)
+        return torch.utils.data.DataLoader(self.datasets["val"], batch_sampler=batches, collate_fn=self.collate, num_workers=self.num_workers)
 
 
 # ---------------------------------------------------------------- task
@@ -146,16 +160,15 @@ class NerTask(L.LightningModule):
 
     Args:
         model: the tagger.
-        lr, weight_decay, warmup_ratio, betas, head_lr: AdamW with linear warm-up and decay
+        lr, weight_decay, warmup_ratio, betas: AdamW with linear warm-up and decay
             (`biolm.tasks.sequence.configure_adamw`).
         seed: dropout is drawn from (seed, epoch, batch), as in `biolm.tasks.sequence.SequenceTask`.
     """
 
-    def __init__(self, model: WordTagger, lr: float = 1e-3, weight_decay: float = 0.0, warmup_ratio: float = 0.1,
-                 betas=(0.9, 0.999), head_lr: float | None = None, seed: int = 0):
+    def __init__(self, model: WordTagger, lr: float = 1e-3, weight_decay: float = 0.0, warmup_ratio: float = 0.1, betas=(0.9, 0.999), seed: int = 0):
         super().__init__()
         self.model = model
-        self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr = lr, weight_decay, warmup_ratio, tuple(betas), head_lr
+        self.lr, self.weight_decay, self.warmup_ratio, self.betas = lr, weight_decay, warmup_ratio, tuple(betas)
         self.seed = seed
         self._gold: list[list[str]] = []
         self._predicted: list[list[str]] = []
@@ -183,7 +196,7 @@ class NerTask(L.LightningModule):
             self.log(f"val/{name}", scores[name], prog_bar=name == "f1")
 
     def configure_optimizers(self):
-        return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas, self.head_lr)
+        return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas)
 
 
 # ---------------------------------------------------------------- metrics
@@ -310,8 +323,11 @@ def load_ner_run(path: str | Path) -> NerRun:
     missing = [name for name in ("config.yaml", "tags.json", "tagger", "model.safetensors") if not (path / name).exists()]
     if missing:
         raise BiolmError(f"run: {path} is not a finished NER run (missing: {', '.join(missing)}); pass run=runs/<name> of biolm ner train")
-    cfg = OmegaConf.load(path / "config.yaml")
-    tags = json.loads((path / "tags.json").read_text())["tags"]
+    try:
+        cfg = OmegaConf.load(path / "config.yaml")
+        tags = [str(tag) for tag in json.loads((path / "tags.json").read_text())["tags"]]
+    except (OSError, ValueError, KeyError, TypeError, OmegaConfBaseException) as err:
+        raise BiolmError(f"run: {path} has an unreadable config.yaml or tags.json ({str(err).splitlines()[0][:120]})") from None
     tagger = tagger_class(cfg.model).from_assets(path / "tagger", tags)
     tagger.load_state_dict(load_file(str(path / "model.safetensors")))
     tagger.eval()
@@ -322,6 +338,7 @@ def load_ner_run(path: str | Path) -> NerRun:
 def tag_sentences(tagger: WordTagger, sentences: list[Sentence], batch_size: int = 64) -> list[list[str]]:
     """IOB2 tags per word of each sentence, whole sentences (windows merged, see the module docstring)."""
     tagger.eval()
+    device = next(iter(tagger.parameters()), torch.empty(0)).device
     pieces = [(i, start, end) for i, s in enumerate(sentences) if s.tokens for start, end in tagger.windows(s.tokens)]
     pieces.sort(key=lambda piece: piece[2] - piece[1])  # batches of similar length pad little
     out = [["O"] * len(s.tokens) for s in sentences]
@@ -329,6 +346,7 @@ def tag_sentences(tagger: WordTagger, sentences: list[Sentence], batch_size: int
     for first in range(0, len(pieces), batch_size):
         chunk = pieces[first : first + batch_size]
         batch = tagger.collate([tagger.encode(sentences[i].tokens[start:end]) for i, start, end in chunk])
+        batch = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
         for (i, start, end), path in zip(chunk, tagger.decode(batch), strict=True):
             for offset, tag_id in enumerate(path):
                 word, edge = start + offset, min(offset, end - start - 1 - offset)
@@ -377,12 +395,14 @@ def build_tagger(model_cfg: DictConfig, tags: list[str], train: list[Sentence]) 
 
     tagger_class(model_cfg)  # a clear error for a bad target
     options = OmegaConf.to_container(model_cfg.tagger, resolve=True)
+    from hydra.errors import InstantiationException
+
+    from biolm.errors import find_user_error
+
     try:
         return instantiate(options, tags=tags, train_words=[s.tokens for s in train], _convert_="all")
-    except BiolmError:
-        raise
-    except TypeError as err:
-        raise BiolmError(f"model.tagger: {err}") from None
+    except InstantiationException as err:  # hydra wraps what the tagger raised
+        raise find_user_error(err) or BiolmError(f"model.tagger: {str(err.__cause__ or err).splitlines()[0]}") from None
 
 
 def apply_text_adapter(tagger: WordTagger, adapter_cfg) -> WordTagger:
@@ -418,13 +438,18 @@ class NerRecipe(Recipe):
 
     def prepare(self, cfg: DictConfig) -> Job:
         require_extra("text", *TEXT_MODULES)
+        devices, nodes = cfg.trainer.get("devices"), int(cfg.trainer.get("num_nodes") or 1)
+        if nodes > 1 or (isinstance(devices, int) and devices > 1) or (isinstance(devices, list | ListConfig) and len(devices) > 1) or devices == -1:
+            raise BiolmError(f"trainer.devices={devices}, num_nodes={nodes}: biolm ner train runs on one device for now (length buckets "
+                             "and entity F1 are not sharded across processes yet); use trainer.devices=1")
         splits = {name: read_split(cfg.data, name) for name in ("train", "test")}
+        require_labels(splits["train"], "data.train")
+        types = entity_types(splits["train"])  # before a hold-out, which may take a rare type's only documents
         if cfg.data.get("val"):
             splits["val"] = read_split(cfg.data, "val")
         else:
             split = cfg.data.get("split") or {}
-            splits["train"], splits["val"] = hold_out(splits["train"], float(split.get("val", 0.1)), int(split.get("seed", 0)))
-        types = entity_types(splits["train"])
+            splits["train"], splits["val"] = hold_out(splits["train"], float(split.get("val", 0.1)), int(split.get("seed", 42)))
         if not types:
             raise BiolmError("data.train: no entities in the training corpus (every tag is O)")
         tags = tag_set(types)
@@ -448,7 +473,7 @@ class NerRecipe(Recipe):
             tagger.save_assets(stage / "tagger")
         task = NerTask(model, seed=int(cfg.seed), **cfg.optim)
         datamodule = NerDataModule(datasets, NerCollator(tagger), int(cfg.data.batch_size), int(cfg.data.eval_batch_size), int(cfg.seed),
-                                   int(cfg.data.get("bucket_pool") or 1))
+                                   int(cfg.data.get("bucket_pool") or 50), int(cfg.data.get("num_workers") or 0))
         monitor = f"val/{cfg.task.monitor}"
         return staged_job(task, datamodule, stage, final, resume_from, monitor, "min" if cfg.task.monitor == "loss" else "max", plan,
                           splits=splits, tags=tags, sizes=(trainable, total))
