@@ -225,6 +225,8 @@ class HfTokenTagger(WordTagger):
         if not words:
             raise BiolmError("HfTokenTagger.encode: empty sentence (expected at least one word)")
         pieces = self._tokenize(words, add_special_tokens=True)
+        if len(words) == 1 and len(pieces["input_ids"]) > self.max_length:  # one over-long word: its first sub-tokens speak for it
+            pieces = self.tokenizer(words, is_split_into_words=True, truncation=True, max_length=self.max_length, verbose=False)
         input_ids = pieces["input_ids"]
         if len(input_ids) > self.max_length:
             raise BiolmError(
@@ -249,8 +251,8 @@ class HfTokenTagger(WordTagger):
         Each window is as long as fits; the next starts ``stride_words`` words before its end (but
         always at least one word later), so consecutive windows overlap by ``stride_words`` words.
 
-        Raises:
-            BiolmError: one word alone is longer than ``max_length`` allows.
+        A word alone longer than ``max_length`` allows gets a window of its own, in which `encode` keeps
+        its first sub-tokens (a long sequence or URL under a byte-level tokenizer must not stop a whole batch).
         """
         if not words:
             return [(0, 0)]
@@ -267,10 +269,9 @@ class HfTokenTagger(WordTagger):
                 used += counts[end]
                 end += 1
             if end == start:
-                raise BiolmError(
-                    f"word {start} ({words[start][:40]!r}) is {counts[start]} sub-tokens, more than the {budget} "
-                    f"that max_length={self.max_length} leaves besides {self.special_tokens} special tokens"
-                )
+                log.warning("word %d (%r) is %d sub-tokens, more than max_length=%d leaves; tagged from its first ones",
+                            start, words[start][:40], counts[start], self.max_length)
+                end = start + 1
             spans.append((start, end))
             if end == len(words):
                 return spans
