@@ -8,7 +8,7 @@ import logging
 
 from omegaconf import DictConfig, ListConfig
 
-from biolm.cli import _console, _print_metrics, _required, command
+from biolm.cli import _console, _required, command
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,15 @@ def cmd_extract(cfg: DictConfig) -> None:
         sentences = api.read_corpora(cfg.gold, "gold")
         predicted = api.extract_sentences(taggers, sentences, fields, methylation, int(cfg.batch_size))
         scores = api.score_extraction(predicted, api.gold_records(sentences, fields, methylation), [*fields])
-        _print_metrics(f"extraction vs {cfg.gold} ({len(sentences)} sentences)",
-                       {f"{field} {k}": v[k] for field, v in scores.items() for k in ("precision", "recall", "f1")})
+        from rich.table import Table
+
+        table = Table(title=f"record fields vs the annotations ({len(sentences)} sentences)")
+        for column in ("field", "precision", "recall", "F1", "gold values", "predicted values"):
+            table.add_column(column, justify="left" if column == "field" else "right")
+        for field, row in scores.items():
+            if row["n_gold"] or row["n_predicted"]:  # a field the corpus does not annotate has nothing to score
+                table.add_row(field, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["n_gold"]), str(row["n_predicted"]))
+        _console().print(table)
         return
     documents = api.read_documents(_required(cfg, "input", "pass input=<.txt (a document per line), .jsonl or folder>, or gold=<labelled corpus>"))
     records = api.extract_records(taggers, documents, fields, methylation, int(cfg.batch_size))
