@@ -227,6 +227,10 @@ def error_summary(gold: list[Sentence], predicted: list[list[str]]) -> dict[str,
     - ``boundary_and_type``: an overlapping prediction of another type and other boundaries;
     - ``missed``: a gold entity that no prediction overlaps;
     - ``spurious``: a predicted entity that overlaps no gold entity.
+
+    The first five are counted per gold entity (each gold entity once, by its best-matching
+    prediction), ``spurious`` per prediction; so the counts need not add up to seqeval's false
+    positives and negatives (a prediction overlapping two gold entities is seen by both).
     """
     from biolm.text.corpus import tags_to_spans
 
