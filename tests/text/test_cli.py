@@ -6,6 +6,7 @@ import json
 import random
 
 import pytest
+import torch
 
 from biolm.cli import main
 from biolm.text.corpus import Sentence, split_text, write_conll
@@ -142,6 +143,18 @@ def test_lora_on_an_encoder_keeps_the_adapter_and_merged_weights(corpus, tiny_wo
     out = tmp_path / "m.json"
     assert main(["ner", "evaluate", f"run={run}", f"data.test={corpus / 'test.tsv'}", f"output={out}"]) == 0
     assert json.loads(out.read_text())["f1"] == pytest.approx(json.loads((run / "test_metrics.json").read_text())["f1"])
+    # the merged weights are the base encoder plus the saved (best) adapter: same emissions as peft's own wrapping
+    from peft import PeftModel
+
+    from biolm.models.hf_tagger import HfTokenTagger
+    from biolm.text.ner import load_ner_run
+
+    merged = load_ner_run(run).tagger
+    base = HfTokenTagger.from_pretrained(tiny_wordpiece_bert, merged.tags)
+    base.load_state_dict({k: v for k, v in merged.state_dict().items() if k.startswith("model.classifier")}, strict=False)
+    adapted = PeftModel.from_pretrained(base, str(run / "adapter")).eval()
+    batch = merged.collate([merged.encode(["BRCA1", "mutations", "in", "breast", "cancer"])])
+    torch.testing.assert_close(adapted.base_model.model.emissions(batch), merged.emissions(batch), atol=1e-5, rtol=1e-5)
     assert main(["ner", "train", "adapter=lora", f"data.train={corpus / 'train.tsv'}", f"data.val={corpus / 'dev.tsv'}",
                  f"data.test={corpus / 'test.tsv'}", f"output_dir={tmp_path}", *TINY]) == 2
 
