@@ -361,8 +361,9 @@ def read_jsonl(path: str | Path, field_name: str = "data.train") -> list[Sentenc
         Sentences in file order, `Sentence.doc_id` = the line's ``id`` (as a string) if given.
 
     Raises:
-        CorpusError: bad JSON, missing ``text``, a span outside the text, with ``start >= end`` or crossing
-            a sentence boundary, or a file without any sentence.
+        CorpusError: bad JSON, missing ``text``, a span outside the text or with ``start >= end``, or a
+            file without any sentence. (Sentences that a span runs across are joined, overlapping spans
+            resolved as in `read_standoff`.)
     """
     lines = read_text_lines(path, field_name)
     sentences: list[Sentence] = []
@@ -383,7 +384,14 @@ def read_jsonl(path: str | Path, field_name: str = "data.train") -> list[Sentenc
         for sentence in document:
             sentence.where = where
         if raw_spans is not None:
-            _tag_document(document, [(*_json_span(item, text, where), where) for item in _json_list(raw_spans, where)])
+            spans = [(*_json_span(item, text, where), where) for item in _json_list(raw_spans, where)]
+            kept = _drop_overlaps(spans)
+            if len(kept) < len(spans):
+                logger.info("%s: dropped %d overlapping or nested entities (kept the longer of each)", where, len(spans) - len(kept))
+            document = _join_split_entities(text, document, kept, Path(where))  # as for standoff: the entity wins over the splitter
+            for sentence in document:
+                sentence.where = where
+            _tag_document(document, kept)
         sentences.extend(document)
     if not sentences:
         raise CorpusError(f'{path}:{max(len(lines), 1)}: no sentence in the file; expected JSON lines with a non-blank "text"')
