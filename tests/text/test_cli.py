@@ -121,6 +121,11 @@ def test_service_serves_entities_and_records(ner_run):
         bad = client.post("/v1/ner", json={"texts": []})
         assert bad.status_code == 422 and "texts" in bad.json()["detail"]
         assert "<mark" in client.get("/").text
+    custom = ner_run.parent / "extract.yaml"
+    custom.write_text("fields:\n  targets: [Gene]\n  conditions: [Disease]\n")
+    with TestClient(create_app(ner_run, ServeSettings(extract=str(custom)))) as client:
+        record = client.post("/v1/extract", json={"texts": ["Loss of MLH1 expression was seen in patients with colon cancer ."]}).json()["records"][0]
+        assert record["targets"] == ["MLH1"] and record["conditions"] == ["colon cancer"] and record["methylation"] == "none"
 
 
 def test_bad_corpus_is_one_line_and_exit_2(tmp_path, capsys):

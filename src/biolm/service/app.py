@@ -72,6 +72,8 @@ class ServeSettings:
         variants_window_bp: default window of variant scoring.
         graceful_timeout_s: on shutdown, how long in-flight requests may take to finish.
         torch_threads: intra-op threads of the forward pass (None: torch's default, one per core).
+        extract: NER runs: a YAML file with the ``fields:`` and ``methylation:`` maps of ``/v1/extract``
+            (None: those of ``configs/text/extract.yaml``, as ``biolm extract`` uses by default).
     """
 
     host: str = "127.0.0.1"
@@ -88,6 +90,7 @@ class ServeSettings:
     variants_window_bp: int = 512
     graceful_timeout_s: float = 30.0
     torch_threads: int | None = None
+    extract: str | None = None
 
     @classmethod
     def from_config(cls, cfg) -> ServeSettings:
@@ -95,8 +98,9 @@ class ServeSettings:
         known = {name: cfg[name] for name in cls.__dataclass_fields__ if name in cfg and cfg[name] is not None}
         if "cors_origins" in known:
             known["cors_origins"] = [str(origin) for origin in known["cors_origins"]]
-        if "reference" in known:
-            known["reference"] = str(known["reference"])
+        for name in ("reference", "extract"):
+            if name in known:
+                known[name] = str(known[name])
         if "api_key" in known:
             known["api_key"] = str(known["api_key"]) or None  # Hydra reads api_key=1234 as an int
         return cls(**known)

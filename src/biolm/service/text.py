@@ -65,13 +65,20 @@ class ExtractResponse(BaseModel):
     records: list[dict] = Field(description="Per text: genes, diseases, cancer_types, chemicals, methylation, methylation_trigger, entities.")
 
 
-def _extract_settings() -> tuple[dict[str, list[str]], dict[str, str]]:
+def _extract_settings(path: str | None) -> tuple[dict[str, list[str]], dict[str, str]]:
+    """The ``fields`` and ``methylation`` maps of ``path`` (default: the packaged configs/text/extract.yaml)."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     from biolm.resources import config_dir
 
-    cfg = OmegaConf.load(config_dir() / "text" / "extract.yaml")
-    return {str(k): [str(t) for t in v] for k, v in cfg.fields.items()}, {str(k): str(v) for k, v in cfg.methylation.items()}
+    source = Path(path) if path else config_dir() / "text" / "extract.yaml"
+    try:
+        cfg = OmegaConf.load(source)
+        return {str(k): [str(t) for t in v] for k, v in cfg.fields.items()}, {str(k): str(v) for k, v in (cfg.get("methylation") or {}).items()}
+    except (OSError, OmegaConfBaseException, AttributeError, TypeError) as err:
+        raise BiolmError(f"extract: {source}: expected a YAML file with fields: {{field: [entity types]}} and methylation: "
+                         f"{{type: status}} ({str(err).splitlines()[0][:100]})") from None
 
 
 def create_text_app(run, settings) -> FastAPI:
@@ -85,7 +92,7 @@ def create_text_app(run, settings) -> FastAPI:
 
     if not isinstance(run, NerRun):
         run = load_ner_run(run)
-    fields, methylation = _extract_settings()
+    fields, methylation = _extract_settings(getattr(settings, "extract", None))
     lock = threading.Lock()  # one forward pass at a time; torch uses the cores within it
 
     def check(body: TextRequest) -> list[tuple[str, str]]:
