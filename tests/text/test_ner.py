@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from biolm.errors import BiolmError
-from biolm.models.word_tagger import WordTagger
+from biolm.models.word_tagger import WordTagger, repair_iob2_names
 from biolm.text.corpus import Sentence, split_text, tags_to_spans
 from biolm.text.documents import annotate, read_documents
 from biolm.text.extract import build_record, extract_records, normalise, score_extraction
-from biolm.text.ner import _repair, entity_scores, error_summary, hold_out, tag_sentences, type_confusion
+from biolm.text.ner import hold_out, tag_sentences
+from biolm.text.scores import entity_scores, error_summary, type_confusion
 
 pytest.importorskip("seqeval")
 
@@ -108,7 +109,7 @@ def test_windows_are_merged_into_whole_sentence_tags():
 
 
 def test_repair_turns_a_stray_inside_tag_into_a_begin_tag():
-    assert _repair(["I-Gene", "I-Gene", "O", "I-Disease", "B-Gene", "I-Disease"]) == ["B-Gene", "I-Gene", "O", "B-Disease", "B-Gene", "B-Disease"]
+    assert repair_iob2_names(["I-Gene", "I-Gene", "O", "I-Disease", "B-Gene", "I-Disease"]) == ["B-Gene", "I-Gene", "O", "B-Disease", "B-Gene", "B-Disease"]
 
 
 def test_hold_out_keeps_documents_whole_and_is_seeded():

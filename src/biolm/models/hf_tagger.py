@@ -41,7 +41,7 @@ from transformers.utils import logging as hf_logging
 
 from biolm.atomic import atomic_path
 from biolm.errors import BiolmError
-from biolm.models.word_tagger import WordTagger
+from biolm.models.word_tagger import WordTagger, repair_iob2_names
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,8 @@ def repair_iob2(path: list[int], tags: list[str]) -> list[int]:
         ``B-X`` (left as is when ``B-X`` is not a tag); every other tag is kept.
     """
     ids = {name: tag_id for tag_id, name in enumerate(tags)}
-    repaired: list[int] = []
-    previous = "O"
-    for tag_id in path:
-        name = tags[tag_id]
-        if name.startswith("I-") and previous not in (name, "B-" + name[2:]) and "B-" + name[2:] in ids:
-            name = "B-" + name[2:]
-            tag_id = ids[name]
-        repaired.append(tag_id)
-        previous = name
-    return repaired
+    names = repair_iob2_names([tags[tag_id] for tag_id in path])
+    return [ids.get(name, tag_id) for name, tag_id in zip(names, path, strict=True)]
 
 
 class HfTokenTagger(WordTagger):

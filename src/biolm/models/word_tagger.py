@@ -22,6 +22,16 @@ import torch
 from torch import nn
 
 
+def repair_iob2_names(tags: list[str]) -> list[str]:
+    """IOB2 tag names made valid: an ``I-X`` that does not continue ``X`` (after ``O``, another type, or
+    first) becomes ``B-X``, the usual post-processing of per-word argmax or merged windows."""
+    repaired: list[str] = []
+    for tag in tags:
+        previous = repaired[-1] if repaired else "O"
+        repaired.append("B-" + tag[2:] if tag.startswith("I-") and previous[2:] != tag[2:] else tag)  # "O"[2:] is no type
+    return repaired
+
+
 class WordTagger(nn.Module):
     """Base class of the word-level taggers (see the module docstring)."""
 

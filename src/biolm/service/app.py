@@ -254,6 +254,17 @@ def _add_offline_docs(app: FastAPI) -> None:
         )
 
 
+def api_key_guard(settings: ServeSettings) -> list:
+    """Route dependencies that answer 401 unless the ``X-API-Key`` header holds ``settings.api_key`` (none when unset)."""
+    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Required when the server was started with api_key=...")
+
+    async def require_key(key: str | None = Depends(key_header)) -> None:
+        if settings.api_key and not (key and secrets.compare_digest(key.encode(), settings.api_key.encode())):
+            raise HTTPException(status_code=401, detail=f"missing or wrong API key; send it in the {API_KEY_HEADER} header")
+
+    return [Depends(require_key)]
+
+
 def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> FastAPI:
     """Build the service for one trained run.
 
@@ -318,13 +329,7 @@ def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> 
     app.state.settings = settings
     _install_error_handlers(app)
 
-    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Required when the server was started with api_key=...")
-
-    async def require_key(key: str | None = Depends(key_header)) -> None:
-        if settings.api_key and not (key and secrets.compare_digest(key.encode(), settings.api_key.encode())):
-            raise HTTPException(status_code=401, detail=f"missing or wrong API key; send it in the {API_KEY_HEADER} header")
-
-    guarded = [Depends(require_key)]
+    guarded = api_key_guard(settings)
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:

@@ -16,15 +16,13 @@ Limits: ``max_sequences`` texts per request, ``max_length_bp`` characters per te
 from __future__ import annotations
 
 import contextlib
-import secrets
 import threading
 from importlib import resources
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
-from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, ConfigDict, Field
 
 from biolm.errors import BiolmError
@@ -83,7 +81,7 @@ def _extract_settings(path: str | None) -> tuple[dict[str, list[str]], dict[str,
 
 def create_text_app(run, settings) -> FastAPI:
     """Build the service of an NER run (a loaded `biolm.text.ner.NerRun` or its folder); ``settings`` is a `ServeSettings`."""
-    from biolm.service.app import API_KEY_HEADER, _add_offline_docs, _install_error_handlers
+    from biolm.service.app import _add_offline_docs, _install_error_handlers, api_key_guard
     from biolm.service.middleware import AccessLogMiddleware, BodyLimitMiddleware
     from biolm.service.schemas import ErrorBody, Health
     from biolm.text.documents import annotate
@@ -122,13 +120,7 @@ def create_text_app(run, settings) -> FastAPI:
     _add_offline_docs(app)
     _install_error_handlers(app)
     app.state.ready = False
-    key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False)
-
-    async def require_key(key: str | None = Depends(key_header)) -> None:
-        if settings.api_key and not (key and secrets.compare_digest(key.encode(), settings.api_key.encode())):
-            raise HTTPException(status_code=401, detail=f"missing or wrong API key; send it in the {API_KEY_HEADER} header")
-
-    guarded = [Depends(require_key)]
+    guarded = api_key_guard(settings)
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:

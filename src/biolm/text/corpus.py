@@ -29,7 +29,7 @@ import logging
 import os
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -367,16 +367,7 @@ def read_jsonl(path: str | Path, field_name: str = "data.train") -> list[Sentenc
     """
     lines = read_text_lines(path, field_name)
     sentences: list[Sentence] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CorpusError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); expected one object per line") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise CorpusError(f'{where}: expected an object with a "text" string, e.g. {{"text": "...", "spans": [{{"start": 0, "end": 5, "label": "Gene"}}]}}')
+    for number, where, record in jsonl_objects(lines, path):
         text = record["text"]
         doc_id = f"{Path(path).name}:{number}" if record.get("id") is None else str(record["id"])  # a line is a document
         raw_spans = record.get("spans", record.get("entities"))
@@ -396,6 +387,25 @@ def read_jsonl(path: str | Path, field_name: str = "data.train") -> list[Sentenc
     if not sentences:
         raise CorpusError(f'{path}:{max(len(lines), 1)}: no sentence in the file; expected JSON lines with a non-blank "text"')
     return sentences
+
+
+def jsonl_objects(lines: list[str], path: str | Path) -> Iterator[tuple[int, str, dict]]:
+    """``(line number, "path:line", object)`` of each non-blank JSON line, each an object with a ``"text"`` string.
+
+    Raises:
+        CorpusError: a line that is not JSON, or not such an object (named by path and line).
+    """
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); expected one object per line") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise CorpusError(f'{where}: expected an object with a "text" string, e.g. {{"text": "...", "spans": [{{"start": 0, "end": 5, "label": "Gene"}}]}}')
+        yield number, where, record
 
 
 def _json_list(raw_spans, where: str) -> list:

@@ -11,11 +11,10 @@ and its entities are returned with character offsets into the original text:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from biolm.errors import BiolmError
-from biolm.text.corpus import read_text_lines, split_text, tags_to_spans
+from biolm.text.corpus import jsonl_objects, read_text_lines, split_text, tags_to_spans
 
 DOCUMENT_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz")
 
@@ -45,18 +44,7 @@ def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[st
 
 
 def _read_jsonl(path: Path, field_name: str) -> list[tuple[str, str]]:
-    docs = []
-    for number, line in enumerate(read_text_lines(path, field_name), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise BiolmError(f"{path}:{number}: not JSON ({err.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise BiolmError(f'{path}:{number}: expected an object with a "text" string (and optionally "id")')
-        docs.append((str(row.get("id", f"{path.stem}:{number}")), row["text"]))
-    return docs
+    return [(str(row.get("id", f"{path.stem}:{number}")), row["text"]) for number, _, row in jsonl_objects(read_text_lines(path, field_name), path)]
 
 
 def annotate(tagger, documents: list[tuple[str, str]], batch_size: int = 64) -> list[dict]:

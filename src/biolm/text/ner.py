@@ -10,7 +10,7 @@ from an edge. Out: a run folder like every fine-tune's (``config.yaml``, ``tags.
 ``tagger/`` (vocabularies or the encoder's config and tokenizer), ``model.safetensors``,
 ``metrics.csv``, ``test_metrics.json``, ``test_predictions.tsv``, plots and ``report.md``).
 
-Entity scores are seqeval's strict IOB2 precision, recall and F1 (exact span and type match),
+Entity scores (`biolm.text.scores`) are seqeval's strict IOB2 precision, recall and F1 (exact span and type match),
 micro-averaged and per type, the convention of the BLURB and CoNLL benchmarks.
 """
 
@@ -30,10 +30,11 @@ from omegaconf.errors import OmegaConfBaseException
 from biolm.errors import BiolmError, require_extra
 from biolm.finetuning import plan_schedule, staged_job
 from biolm.fitting import publish, training_stage
-from biolm.models.word_tagger import WordTagger
+from biolm.models.word_tagger import WordTagger, repair_iob2_names
 from biolm.runs import count_parameters, default_run_name, write_json
 from biolm.tasks.sequence import configure_adamw
 from biolm.text.corpus import Sentence, entity_types, read_corpus, tag_set
+from biolm.text.scores import entity_scores, error_summary
 from biolm.training import Job, Recipe
 
 log = logging.getLogger(__name__)
@@ -199,82 +200,6 @@ class NerTask(L.LightningModule):
         return configure_adamw(self, self.lr, self.weight_decay, self.warmup_ratio, self.betas)
 
 
-# ---------------------------------------------------------------- metrics
-
-
-def entity_scores(gold: list[list[str]], predicted: list[list[str]]) -> dict:
-    """seqeval's strict IOB2 entity scores: micro ``precision``, ``recall``, ``f1`` and ``per_type``
-    ``{type: {precision, recall, f1, support}}`` (support: gold entities)."""
-    from seqeval.metrics import classification_report
-    from seqeval.scheme import IOB2
-
-    report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True, zero_division=0)
-    micro = report.get("micro avg", {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0})
-    per_type = {
-        name: {"precision": float(v["precision"]), "recall": float(v["recall"]), "f1": float(v["f1-score"]), "support": int(v["support"])}
-        for name, v in report.items()
-        if not name.endswith(" avg")
-    }
-    return {"precision": float(micro["precision"]), "recall": float(micro["recall"]), "f1": float(micro["f1-score"]), "per_type": per_type}
-
-
-def error_summary(gold: list[Sentence], predicted: list[list[str]]) -> dict[str, int]:
-    """Counts of what went wrong, per entity (the usual NER error analysis):
-
-    - ``correct``: a predicted entity with the gold span and type;
-    - ``type``: the gold span predicted with another type;
-    - ``boundary``: an overlapping prediction of the same type with other boundaries;
-    - ``boundary_and_type``: an overlapping prediction of another type and other boundaries;
-    - ``missed``: a gold entity that no prediction overlaps;
-    - ``spurious``: a predicted entity that overlaps no gold entity.
-
-    The first five are counted per gold entity (each gold entity once, by its best-matching
-    prediction), ``spurious`` per prediction; so the counts need not add up to seqeval's false
-    positives and negatives (a prediction overlapping two gold entities is seen by both).
-    """
-    from biolm.text.corpus import tags_to_spans
-
-    counts = dict.fromkeys(("correct", "type", "boundary", "boundary_and_type", "missed", "spurious"), 0)
-    for sentence, tags in zip(gold, predicted, strict=True):
-        true = [(s.start, s.end, s.label) for s in sentence.spans()]
-        pred = [(s.start, s.end, s.label) for s in tags_to_spans(tags, sentence.offsets, sentence.text)]
-        for start, end, label in true:
-            overlapping = [p for p in pred if p[0] < end and start < p[1]]
-            if (start, end, label) in pred:
-                counts["correct"] += 1
-            elif any(p[:2] == (start, end) for p in overlapping):
-                counts["type"] += 1
-            elif any(p[2] == label for p in overlapping):
-                counts["boundary"] += 1
-            elif overlapping:
-                counts["boundary_and_type"] += 1
-            else:
-                counts["missed"] += 1
-        counts["spurious"] += sum(not any(t[0] < p[1] and p[0] < t[1] for t in true) for p in pred)
-    return counts
-
-
-def type_confusion(gold: list[Sentence], predicted: list[list[str]], types: list[str]) -> tuple[list[str], list[list[int]]]:
-    """Gold type (rows, plus ``none`` for spurious) x predicted type (columns, plus ``none`` for missed),
-    counted over overlapping spans."""
-    from biolm.text.corpus import tags_to_spans
-
-    names = [*types, "none"]
-    index = {name: i for i, name in enumerate(names)}
-    matrix = [[0] * len(names) for _ in names]
-    for sentence, tags in zip(gold, predicted, strict=True):
-        true = sentence.spans()
-        pred = tags_to_spans(tags, sentence.offsets, sentence.text)
-        for t in true:
-            hits = [p for p in pred if p.start < t.end and t.start < p.end]
-            for p in hits or [None]:
-                matrix[index[t.label]][index[p.label] if p else index["none"]] += 1
-        for p in pred:
-            if not any(p.start < t.end and t.start < p.end for t in true):
-                matrix[index["none"]][index[p.label]] += 1
-    return names, matrix
-
-
 # ---------------------------------------------------------------- runs
 
 
@@ -356,16 +281,7 @@ def tag_sentences(tagger: WordTagger, sentences: list[Sentence], batch_size: int
                 word, edge = start + offset, min(offset, end - start - 1 - offset)
                 if edge > margin[i][word]:
                     out[i][word], margin[i][word] = tagger.tags[tag_id], edge
-    return [_repair(tags) for tags in out]
-
-
-def _repair(tags: list[str]) -> list[str]:
-    """Merging windows can leave ``I-X`` after another type: start a new entity there (``B-X``)."""
-    fixed = list(tags)
-    for i, tag in enumerate(fixed):
-        if tag.startswith("I-") and (i == 0 or fixed[i - 1][2:] != tag[2:] or fixed[i - 1] == "O"):
-            fixed[i] = "B-" + tag[2:]
-    return fixed
+    return [repair_iob2_names(tags) for tags in out]  # windows merged: an I- may follow another type
 
 
 def evaluate_ner(run: NerRun, sentences: list[Sentence], batch_size: int = 64) -> tuple[dict, list[list[str]]]:

@@ -15,6 +15,7 @@ import pandas as pd
 from biolm.data.io import atomic_path
 from biolm.report import _figure, _save, epoch_curves, plot_curves, run_title
 from biolm.text.corpus import Sentence
+from biolm.text.scores import type_confusion
 
 
 def plot_type_f1(per_type: dict[str, dict], path: Path) -> None:
@@ -47,8 +48,6 @@ def plot_type_confusion(names: list[str], matrix: list[list[int]], path: Path) -
 
 def write_ner_report(run_dir: Path, metrics: dict, sentences: list[Sentence], predicted: list[list[str]], types: list[str]) -> Path:
     """Write ``plots/`` and ``report.md`` of an NER run folder; returns the report's path."""
-    from biolm.text.ner import type_confusion
-
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
     lines = [f"# {run_title(run_dir)}", "", "Named-entity recognition; entity scores are seqeval's strict IOB2 (exact span and type).", ""]
