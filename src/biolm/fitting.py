@@ -133,6 +133,7 @@ KNOWN_WARNINGS: tuple[str, ...] = (
     ".*number of training batches",  # a small data set logs less often than log_every_n_steps
     ".*exists and is not empty",  # the run folder already holds config and tokenizer when the CSV logger opens it
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch's deprecation, triggered inside Lightning's own code
+    "`is_gradient_checkpointing` is deprecated",  # transformers' deprecation, triggered inside peft's own code
 )
 
 

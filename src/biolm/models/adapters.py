@@ -7,7 +7,8 @@ the sequence head, peft's ``modules_to_save``) require gradients.
 
 Default target modules come from the trunk class (``lora_target_modules``): the fused
 attention projection ``qkv`` for the BERT and ESM families, the Hyena operator's
-``in_proj``/``out_proj`` (other trunks need ``adapter.target_modules``). The same holds for a
+``in_proj``/``out_proj``, a Hugging Face model peft's default for its model type (a causal LM's
+``q_proj``/``v_proj``); other trunks need ``adapter.target_modules``. The same holds for a
 `TokenModel` and its per-token head. A LoRA run folder holds ``adapter/`` (peft's
 ``adapter_model.safetensors`` + ``adapter_config.json``, loadable by peft itself) and
 ``adapter/base.json``, which names the pretrained run (or the Hugging Face checkpoint folder of
@@ -46,12 +47,12 @@ def is_adapted(model: torch.nn.Module) -> bool:
 
 
 def lora_config(model: torch.nn.Module, adapter_cfg: DictConfig | dict):
-    """peft ``LoraConfig`` for a `SequenceModel` from the ``adapter`` config."""
+    """peft ``LoraConfig`` for a model (a `SequenceModel`, a word tagger, a causal LM) from the ``adapter`` config."""
     from peft import LoraConfig
 
     # a trunk + head model names its targets on the trunk; a model without a trunk (a word tagger) on itself
     owner = getattr(model, "trunk", model)
-    targets = adapter_cfg.get("target_modules") or getattr(owner, "lora_target_modules", None)
+    targets = adapter_cfg.get("target_modules") or getattr(owner, "lora_target_modules", None) or peft_default_targets(owner)
     if not targets:
         raise BiolmError(
             f"adapter.target_modules: {type(owner).__name__} has no default LoRA targets; "
@@ -68,8 +69,18 @@ def lora_config(model: torch.nn.Module, adapter_cfg: DictConfig | dict):
         lora_dropout=float(adapter_cfg["dropout"]),
         bias=bias,
         target_modules=list(targets),
-        modules_to_save=[getattr(model, "head_module", HEAD_MODULE)],
+        modules_to_save=[head] if (head := getattr(model, "head_module", HEAD_MODULE if hasattr(model, "trunk") else None)) else None,
     )
+
+
+def peft_default_targets(model: torch.nn.Module) -> list[str] | None:
+    """peft's default LoRA targets for a Hugging Face model type (llama, qwen2, gpt2, ...: the attention
+    query and value projections), None for other models."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    found = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model_type) if isinstance(model_type, str) else None
+    return list(found) if found else None
 
 
 def apply_adapter(model: torch.nn.Module, adapter_cfg: DictConfig | dict | None) -> torch.nn.Module:

@@ -73,7 +73,7 @@ class ServeSettings:
         graceful_timeout_s: on shutdown, how long in-flight requests may take to finish.
         torch_threads: intra-op threads of the forward pass (None: torch's default, one per core).
         extract: NER runs: a YAML file with the ``fields:`` and ``methylation:`` maps of ``/v1/extract``
-            (None: those of ``configs/text/extract.yaml``, as ``biolm extract`` uses by default).
+            (None: those of ``configs/text/record/default.yaml``, as ``biolm extract`` uses by default).
     """
 
     host: str = "127.0.0.1"

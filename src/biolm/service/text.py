@@ -4,7 +4,7 @@ Routes (JSON in and out; /docs has the OpenAPI schema):
 
     GET  /                 a page: paste text, see it with highlighted entities and the extracted record
     POST /v1/ner           {"texts": [...], "ids": [...]?} -> entity spans with character offsets per text
-    POST /v1/extract       the same body -> one structured record per text (fields of configs/text/extract.yaml)
+    POST /v1/extract       the same body -> one structured record per text (fields of configs/text/record/default.yaml)
     GET  /v1/model         the run: entity types, test metrics, tagger, limits
     GET  /healthz, /readyz
 
@@ -64,13 +64,13 @@ class ExtractResponse(BaseModel):
 
 
 def _extract_settings(path: str | None) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """The ``fields`` and ``methylation`` maps of ``path`` (default: the packaged configs/text/extract.yaml)."""
+    """The ``fields`` and ``methylation`` maps of ``path`` (default: the packaged configs/text/record/default.yaml)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from biolm.resources import config_dir
 
-    source = Path(path) if path else config_dir() / "text" / "extract.yaml"
+    source = Path(path) if path else config_dir() / "text" / "record" / "default.yaml"
     try:
         cfg = OmegaConf.load(source)
         return {str(k): [str(t) for t in v] for k, v in cfg.fields.items()}, {str(k): str(v) for k, v in (cfg.get("methylation") or {}).items()}

@@ -56,13 +56,14 @@ class SafetensorsCheckpoint(L.Callback):
         self.mode = mode
         self.best: float | None = None
         self.best_epoch: int | None = None
+        self.best_step: int | None = None
 
     def state_dict(self) -> dict:
         # carried by the resume checkpoint, so that a resumed run keeps the best value seen so far
-        return {"best": self.best, "best_epoch": self.best_epoch}
+        return {"best": self.best, "best_epoch": self.best_epoch, "best_step": self.best_step}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.best, self.best_epoch = state_dict.get("best"), state_dict.get("best_epoch")
+        self.best, self.best_epoch, self.best_step = state_dict.get("best"), state_dict.get("best_epoch"), state_dict.get("best_step")
 
     def _better(self, value: float) -> bool:
         if self.best is None:
@@ -78,7 +79,7 @@ class SafetensorsCheckpoint(L.Callback):
         value = float(value)
         if math.isnan(value) or not self._better(value):
             return
-        self.best, self.best_epoch = value, trainer.current_epoch
+        self.best, self.best_epoch, self.best_step = value, trainer.current_epoch, trainer.global_step
         save_model(pl_module.model, self.run_dir)
         summary = {"monitor": self.monitor, "mode": self.mode, "best": value, "epoch": trainer.current_epoch, "step": trainer.global_step}
         with atomic_path(self.run_dir / "checkpoint.json") as tmp:

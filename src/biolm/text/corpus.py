@@ -389,11 +389,11 @@ def read_jsonl(path: str | Path, field_name: str = "data.train") -> list[Sentenc
     return sentences
 
 
-def jsonl_objects(lines: list[str], path: str | Path) -> Iterator[tuple[int, str, dict]]:
-    """``(line number, "path:line", object)`` of each non-blank JSON line, each an object with a ``"text"`` string.
+def json_lines(lines: list[str], path: str | Path, expected: str = "one object per line") -> Iterator[tuple[int, str, dict]]:
+    """``(line number, "path:line", object)`` of each non-blank line, each a JSON object.
 
     Raises:
-        CorpusError: a line that is not JSON, or not such an object (named by path and line).
+        CorpusError: a line that is not JSON or not an object (named by path and line; ``expected`` says what is).
     """
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -402,9 +402,18 @@ def jsonl_objects(lines: list[str], path: str | Path) -> Iterator[tuple[int, str
         try:
             record = json.loads(line)
         except json.JSONDecodeError as err:
-            raise CorpusError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); expected one object per line") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise CorpusError(f'{where}: expected an object with a "text" string, e.g. {{"text": "...", "spans": [{{"start": 0, "end": 5, "label": "Gene"}}]}}')
+            raise CorpusError(f"{where}: not valid JSON ({err.msg} at column {err.colno}); expected {expected}") from None
+        if not isinstance(record, dict):
+            raise CorpusError(f"{where}: expected {expected}")
+        yield number, where, record
+
+
+def jsonl_objects(lines: list[str], path: str | Path) -> Iterator[tuple[int, str, dict]]:
+    """`json_lines` whose objects each have a ``"text"`` string (corpora and input documents)."""
+    expected = 'an object with a "text" string per line, e.g. {"text": "...", "spans": [{"start": 0, "end": 5, "label": "Gene"}]}'
+    for number, where, record in json_lines(lines, path, expected):
+        if not isinstance(record.get("text"), str):
+            raise CorpusError(f"{where}: expected {expected}")
         yield number, where, record
 
 

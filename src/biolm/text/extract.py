@@ -2,7 +2,7 @@
 
 In: documents annotated by one or more NER runs (`biolm.text.documents.annotate`; the spans of
 several runs are merged, the earlier run winning where two overlap) and the ``fields`` /
-``methylation`` maps of ``configs/text/extract.yaml`` (which entity types fill which field). Out,
+``methylation`` maps of ``configs/text/record/default.yaml`` (which entity types fill which field). Out,
 per text::
 
     {"id": ..., "genes": ["ADAMTS1", "BNC1"], "diseases": [], "cancer_types": ["pancreas cancer"],
@@ -15,8 +15,9 @@ Cancers" -> "breast cancer"); values are unique, in order of first mention. The 
 is that of the first trigger in the text (``none`` without one).
 
 `score_extraction` compares records with a labelled corpus field by field (micro precision,
-recall and F1 over (text, value) pairs; the methylation status over texts whose gold or predicted
-status is not ``none``).
+recall and F1 over (text, value) pairs, and over all list fields together: an entity F1 by exact
+string match after normalisation; the methylation status over texts whose gold or predicted status
+is not ``none``).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def gold_records(sentences: list[Sentence], fields: dict[str, list[str]], methyl
 
 
 def score_extraction(predicted: list[dict], gold: list[dict], fields: list[str]) -> dict[str, dict]:
-    """Field-level micro precision/recall/F1 of ``predicted`` records against ``gold`` (same order), plus ``methylation``."""
+    """Field-level micro precision/recall/F1 of ``predicted`` records against ``gold`` (same order), ``micro`` over all
+    list fields together (the entity F1 of normalised strings), plus ``methylation``."""
 
     def prf(tp: int, n_pred: int, n_gold: int) -> dict:
         p = tp / n_pred if n_pred else 0.0
@@ -105,12 +107,15 @@ def score_extraction(predicted: list[dict], gold: list[dict], fields: list[str])
         return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "n_predicted": n_pred, "n_gold": n_gold}
 
     scores = {}
+    totals = [0, 0, 0]
     for field in fields:
         tp = n_pred = n_gold = 0
         for p, g in zip(predicted, gold, strict=True):
             pv, gv = set(p[field]), set(g[field])
             tp, n_pred, n_gold = tp + len(pv & gv), n_pred + len(pv), n_gold + len(gv)
         scores[field] = prf(tp, n_pred, n_gold)
+        totals = [totals[0] + tp, totals[1] + n_pred, totals[2] + n_gold]
+    scores["micro"] = prf(*totals)
     pairs = [(p["methylation"], g["methylation"]) for p, g in zip(predicted, gold, strict=True)]
     tp = sum(p == g != "none" for p, g in pairs)
     scores["methylation"] = prf(tp, sum(p != "none" for p, _ in pairs), sum(g != "none" for _, g in pairs))

@@ -58,23 +58,32 @@ def read_split(data_cfg: DictConfig, name: str) -> list[Sentence]:
     return read_corpora(data_cfg.get(name), f"data.{name}")
 
 
-def hold_out(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
-    """``(train, val)``: a seeded ``fraction`` of the documents (``doc_id``; sentences without one count
-    alone) held out for validation, so no document is in both."""
+def held_out(doc_ids: list[str | None], fraction: float, seed: int) -> set[int]:
+    """Indices of a seeded ``fraction`` of the documents (items without a document id count alone), for
+    validation: every item of a document is on the same side.
+
+    Raises:
+        BiolmError: ``fraction`` is not in (0, 1), or there are too few documents to hold some out.
+    """
     import random
 
     if not 0 < fraction < 1:
         raise BiolmError(f"data.split.val={fraction}: accepted: a fraction between 0 and 1 (or give data.val=<corpus>)")
     groups: dict[str, list[int]] = {}
-    for i, sentence in enumerate(sentences):
-        groups.setdefault(sentence.doc_id if sentence.doc_id is not None else f"#{i}", []).append(i)
+    for i, doc in enumerate(doc_ids):
+        groups.setdefault(doc if doc is not None else f"#{i}", []).append(i)
     keys = sorted(groups)
     random.Random(seed).shuffle(keys)
     n_val = max(1, round(len(keys) * fraction))
     if n_val >= len(keys):
         raise BiolmError(f"data.train: {len(keys)} documents are too few to hold out data.split.val={fraction}; give data.val=<corpus>")
-    val_index = {i for key in keys[:n_val] for i in groups[key]}
     log.info("data.val not given: %d of %d documents of data.train held out for validation (data.split.val=%s)", n_val, len(keys), fraction)
+    return {i for key in keys[:n_val] for i in groups[key]}
+
+
+def hold_out(sentences: list[Sentence], fraction: float, seed: int) -> tuple[list[Sentence], list[Sentence]]:
+    """``(train, val)`` sentences: `held_out` of their documents (``doc_id``)."""
+    val_index = held_out([s.doc_id for s in sentences], fraction, seed)
     return [s for i, s in enumerate(sentences) if i not in val_index], [s for i, s in enumerate(sentences) if i in val_index]
 
 
