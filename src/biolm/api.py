@@ -20,6 +20,7 @@ from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer
 from biolm.resources import register_resolvers
 from biolm.runs import Run, load_pretrained_language_model, load_run
+from biolm.text.agent import run_agent
 from biolm.text.answers import RecordSchema, parse_answer, schema_for
 from biolm.text.corpus import read_corpus
 from biolm.text.documents import annotate, read_documents
@@ -42,6 +43,9 @@ from biolm.text.llm import (
 from biolm.text.llm import ask as ask_llm
 from biolm.text.llm import extract_documents as llm_extract
 from biolm.text.ner import NerRun, evaluate_ner, load_ner_run, read_corpora, require_labels
+from biolm.text.rag import ask as rag_ask
+from biolm.text.rag import evaluate_answers, evaluate_retrieval
+from biolm.text.retrieval import build_index, load_index, search
 from biolm.training import fit
 from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, variant_dataset, variant_window_dataset
 
@@ -49,6 +53,13 @@ register_resolvers()  # configs composed or loaded by API users may name ${bundl
 
 __all__ = [
     "LlmRun",
+    "build_index",
+    "evaluate_answers",
+    "evaluate_retrieval",
+    "load_index",
+    "rag_ask",
+    "run_agent",
+    "search",
     "NerRun",
     "RecordSchema",
     "ask_llm",

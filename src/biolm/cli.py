@@ -37,7 +37,7 @@ Handler = Callable[[DictConfig], None]
 # (words joined by "_"), whose first comment line ``# biolm <command>: <summary>`` is its help text.
 HANDLERS: dict[str, Handler] = {}
 # Commands whose configs live in their own Hydra root under configs/ (own data/, models/, experiment/ groups).
-CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp", "ner": "text", "extract": "text", "llm": "text"}
+CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp", "ner": "text", "extract": "text", "llm": "text", "rag": "text", "agent": "text"}
 # One name per concept across commands: an old spelling on the command line is refused, naming the new key.
 RENAMED_KEYS: dict[str, str] = {
     "data.window.size": "data.window_bp",
@@ -488,7 +488,9 @@ def cmd_gp_predict(cfg: DictConfig) -> None:
         logging.getLogger(__name__).info("%d predictions written to %s", len(frame), cfg.out)
 
 
+import biolm.cli_agent  # noqa: E402, F401
 import biolm.cli_llm  # noqa: E402, F401
+import biolm.cli_rag  # noqa: E402, F401
 import biolm.cli_text  # noqa: E402, F401  (registers the text commands; it needs `command` defined above)
 
 

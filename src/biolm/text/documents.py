@@ -2,8 +2,9 @@
 and the service's ``/v1/ner``.
 
 In: documents as ``(id, text)`` pairs, read by `read_documents` from a ``.txt`` file (one document
-per non-empty line, e.g. one abstract per line), a ``.jsonl`` file (``{"id": ..., "text": ...}``
-per line) or a folder of ``.txt`` files (one document each). Each text is split into sentences and
+per non-empty line, e.g. one abstract per line), a ``.jsonl`` file (``{"id" or "doc_id": ..., "text": ...}``
+per line), a ``.csv`` file (``id`` or ``doc_id`` and ``text`` columns) or a folder of ``.txt`` files (one
+document each). Each text is split into sentences and
 words by `biolm.text.corpus.split_text`, tagged by a run's tagger (`biolm.text.ner.tag_sentences`),
 and its entities are returned with character offsets into the original text:
 ``{"id", "text", "entities": [{"start", "end", "label", "text"}, ...]}``.
@@ -16,7 +17,7 @@ from pathlib import Path
 from biolm.errors import BiolmError
 from biolm.text.corpus import jsonl_objects, read_text_lines, split_text, tags_to_spans
 
-DOCUMENT_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz")
+DOCUMENT_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".csv", ".csv.gz")
 
 
 def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[str, str]]:
@@ -27,7 +28,7 @@ def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[st
             JSONL line is not an object with ``text``.
     """
     path = Path(path)
-    accepted = "a .txt file with one document per line, a .jsonl file ({\"id\", \"text\"} per line), or a folder of .txt files"
+    accepted = "a .txt file with one document per line, a .jsonl file ({\"id\", \"text\"} per line), a .csv file (id, text), or a folder of .txt files"
     if not path.exists():
         raise BiolmError(f"{field_name}: {path} does not exist (accepted: {accepted})")
     if path.is_dir():
@@ -36,6 +37,8 @@ def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[st
         raise BiolmError(f"{field_name}: {path}: unknown kind of file (accepted: {accepted})")
     elif path.name.lower().endswith((".jsonl", ".jsonl.gz")):
         docs = _read_jsonl(path, field_name)
+    elif path.name.lower().endswith((".csv", ".csv.gz")):
+        docs = _read_csv(path, field_name)
     else:
         docs = [(f"{path.stem}:{i}", line) for i, line in enumerate(read_text_lines(path, field_name), 1) if line.strip()]
     if not docs:
@@ -44,7 +47,23 @@ def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[st
 
 
 def _read_jsonl(path: Path, field_name: str) -> list[tuple[str, str]]:
-    return [(str(row.get("id", f"{path.stem}:{number}")), row["text"]) for number, _, row in jsonl_objects(read_text_lines(path, field_name), path)]
+    return [(str(row.get("id", row.get("doc_id", f"{path.stem}:{number}"))), row["text"])
+            for number, _, row in jsonl_objects(read_text_lines(path, field_name), path)]
+
+
+def _read_csv(path: Path, field_name: str) -> list[tuple[str, str]]:
+    """``(id, text)`` rows of a CSV file with a ``text`` column and an ``id`` or ``doc_id`` column (else the row number)."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        raise BiolmError(f"{field_name}: {path}: not a readable CSV file ({str(err).splitlines()[0][:120]})") from None
+    if "text" not in table.columns:
+        raise BiolmError(f"{field_name}: {path}: no 'text' column (columns: {', '.join(map(str, table.columns[:8]))}); expected id (or doc_id) and text")
+    key = "id" if "id" in table.columns else "doc_id" if "doc_id" in table.columns else None
+    ids = table[key].tolist() if key else [f"{path.stem}:{i}" for i in range(2, len(table) + 2)]
+    return [(str(i), str(t)) for i, t in zip(ids, table["text"], strict=True) if str(t).strip()]
 
 
 def annotate(tagger, documents: list[tuple[str, str]], batch_size: int = 64) -> list[dict]:
