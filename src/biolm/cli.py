@@ -336,7 +336,10 @@ def cmd_report(cfg: DictConfig) -> None:
 def cmd_serve(cfg: DictConfig) -> None:
     from biolm.service import ServeSettings, serve
 
-    serve(_required(cfg, "run", "pass run=runs/<name>"), ServeSettings.from_config(cfg))
+    settings = ServeSettings.from_config(cfg)
+    if not cfg.get("run") and not settings.kb:
+        _required(cfg, "run", "pass run=runs/<name> (or kb=<knowledge base> to serve literature search alone)")
+    serve(str(cfg.run) if cfg.get("run") else None, settings)
 
 
 def _aliases(cfg: DictConfig) -> dict[str, str]:

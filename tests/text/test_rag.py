@@ -169,3 +169,21 @@ def test_commands_end_to_end(tmp_path, capsys):
     assert "bad.jsonl:1" in capsys.readouterr().err
     assert main(["rag", "search", f"kb={tmp_path}", "query=x"]) == 2
     assert "not a knowledge base" in capsys.readouterr().err
+
+
+def test_service_serves_search_and_ask(kb, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from biolm.service import ServeSettings
+    from biolm.service.app import create_app
+
+    with TestClient(create_app(None, ServeSettings(kb=str(kb), api_key="k"))) as client:
+        assert client.post("/v1/rag/search", json={"query": "BNC1"}).status_code == 401
+        hits = client.post("/v1/rag/search", json={"query": "BNC1 methylation", "k": 2, "method": "bm25"}, headers={"X-API-Key": "k"}).json()["hits"]
+        assert hits[0]["doc_id"] == "d1" and len(hits) == 2
+        answer = client.post("/v1/rag/ask", json={"question": "Is BNC1 methylated in pancreatic cancer?", "k": 2}, headers={"X-API-Key": "k"}).json()
+        assert answer["answer"] is None and "no generator configured" in answer["note"] and answer["passages"][0]["highlight"]
+        bad = client.post("/v1/rag/search", json={"query": "x", "method": "fuzzy"}, headers={"X-API-Key": "k"})
+        assert bad.status_code == 422 and "method='fuzzy'" in bad.json()["detail"]
+    with pytest.raises(BiolmError, match="run: missing"):
+        create_app(None, ServeSettings())

@@ -9,7 +9,8 @@ Routes (JSON in and out; see /docs for the OpenAPI schema):
     GET  /healthz, /readyz   liveness; readiness (503 while starting or shutting down)
 
 An NER run (``biolm ner train``) is served by `biolm.service.text.create_text_app` instead:
-``/v1/ner`` and ``/v1/extract`` with a page that highlights the entities.
+``/v1/ner`` and ``/v1/extract`` with a page that highlights the entities. A knowledge base (``kb=``) adds
+``/v1/rag/search`` and ``/v1/rag/ask`` to either (`biolm.service.rag`), or is served alone without a run.
 
 Predictions go through `biolm.prediction.predict`, the function behind ``biolm predict``, via the
 `MicroBatcher`, which runs concurrent requests as shared forward passes on a worker thread.
@@ -74,6 +75,8 @@ class ServeSettings:
         torch_threads: intra-op threads of the forward pass (None: torch's default, one per core).
         extract: NER runs: a YAML file with the ``fields:`` and ``methylation:`` maps of ``/v1/extract``
             (None: those of ``configs/text/record/default.yaml``, as ``biolm extract`` uses by default).
+        kb: a knowledge-base folder (``biolm rag index``): adds ``/v1/rag/search`` and ``/v1/rag/ask`` (`biolm.service.rag`).
+        rag_generator: a YAML file in the layout of configs/text/generator/ for ``/v1/rag/ask`` (None: passages only).
     """
 
     host: str = "127.0.0.1"
@@ -91,6 +94,8 @@ class ServeSettings:
     graceful_timeout_s: float = 30.0
     torch_threads: int | None = None
     extract: str | None = None
+    kb: str | None = None
+    rag_generator: str | None = None
 
     @classmethod
     def from_config(cls, cfg) -> ServeSettings:
@@ -98,7 +103,7 @@ class ServeSettings:
         known = {name: cfg[name] for name in cls.__dataclass_fields__ if name in cfg and cfg[name] is not None}
         if "cors_origins" in known:
             known["cors_origins"] = [str(origin) for origin in known["cors_origins"]]
-        for name in ("reference", "extract"):
+        for name in ("reference", "extract", "kb", "rag_generator"):
             if name in known:
                 known[name] = str(known[name])
         if "api_key" in known:
@@ -265,11 +270,12 @@ def api_key_guard(settings: ServeSettings) -> list:
     return [Depends(require_key)]
 
 
-def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(run: Run | str | Path | None, settings: ServeSettings | None = None) -> FastAPI:
     """Build the service for one trained run.
 
     Args:
-        run: a loaded `Run` or a run folder (weights are read from ``model.safetensors`` only).
+        run: a loaded `Run` or a run folder (weights are read from ``model.safetensors`` only); None with
+            ``settings.kb``: the literature routes alone.
         settings: server settings (default: those of ``configs/serve.yaml``).
 
     Returns:
@@ -280,6 +286,13 @@ def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> 
     """
     settings = settings or ServeSettings()
     from biolm.text.ner import NerRun
+
+    if run is None:
+        if not settings.kb:
+            raise BiolmError("run: missing; pass run=runs/<name>, or kb=<knowledge base> to serve literature search alone")
+        from biolm.service.rag import create_rag_app
+
+        return create_rag_app(settings)
 
     if isinstance(run, NerRun) or not isinstance(run, Run) and (Path(run) / "tags.json").exists():  # a text (NER) run
         from biolm.service.text import create_text_app
@@ -366,6 +379,10 @@ def create_app(run: Run | str | Path, settings: ServeSettings | None = None) -> 
         from biolm.service.variants import add_variant_route
 
         add_variant_route(app, run, settings, guarded)
+    if settings.kb:
+        from biolm.service.rag import add_rag_routes
+
+        add_rag_routes(app, settings, guarded)
 
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware

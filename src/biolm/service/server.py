@@ -19,11 +19,11 @@ log = logging.getLogger(__name__)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def serve(run: Run | str | Path, settings: ServeSettings) -> None:
+def serve(run: Run | str | Path | None, settings: ServeSettings) -> None:
     """Serve one run over HTTP until interrupted.
 
     Args:
-        run: a loaded `Run` or a run folder.
+        run: a loaded `Run` or a run folder (None: the knowledge base of ``settings.kb`` alone).
         settings: host, port, limits, API key, batching (see `ServeSettings`).
     """
     import torch

@@ -163,4 +163,8 @@ def create_text_app(run, settings) -> FastAPI:
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
+    if settings.kb:
+        from biolm.service.rag import add_rag_routes
+
+        add_rag_routes(app, settings, guarded)
     return app
