@@ -187,3 +187,16 @@ def test_service_serves_search_and_ask(kb, tmp_path):
         assert bad.status_code == 422 and "method='fuzzy'" in bad.json()["detail"]
     with pytest.raises(BiolmError, match="run: missing"):
         create_app(None, ServeSettings())
+
+
+def test_the_agent_searches_a_real_index(kb, tmp_path):
+    from biolm.text.agent import run_agent
+    from biolm.text.agent_tools import Toolbox
+
+    generator = Scripted(['{"tool": "search_knowledge_base", "arguments": {"query": "BNC1 methylation blood", "k": 2}}',
+                          '{"answer": "BNC1 methylation is found in blood [pmid d1]."}'])
+    result = run_agent("What does the literature say about BNC1?", generator, Toolbox(kb=str(kb)).tools(["search_knowledge_base"]),
+                       max_steps=4, max_new_tokens=64, transcript_path=tmp_path / "t.jsonl")
+    assert result.stopped_reason == "answer" and result.steps == 2 and "BNC1" in result.answer
+    tool_turn = [json.loads(line) for line in (tmp_path / "t.jsonl").read_text().splitlines() if '"tool"' in line and "result" in line][0]
+    assert '"doc_id": "d1"' in json.dumps(tool_turn["result"]) or "d1" in str(tool_turn["result"])
