@@ -38,6 +38,8 @@ Handler = Callable[[DictConfig], None]
 HANDLERS: dict[str, Handler] = {}
 # Commands whose configs live in their own Hydra root under configs/ (own data/, models/, experiment/ groups).
 CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp", "ner": "text", "extract": "text", "llm": "text", "rag": "text", "agent": "text"}
+# Commands whose one bare argument is a sentence: `biolm agent "..."` means `biolm agent task="..."`.
+FREE_TEXT_KEYS: dict[str, str] = {"agent": "task"}
 # One name per concept across commands: an old spelling on the command line is refused, naming the new key.
 RENAMED_KEYS: dict[str, str] = {
     "data.window.size": "data.window_bp",
@@ -174,6 +176,7 @@ def _setup_logging() -> None:
         logger.setLevel(logging.WARNING)
         logger.handlers.clear()
         logger.propagate = True
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # which CPU build faiss picked is not news
 
 
 def _console(stderr: bool = False):
@@ -531,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(a in ("-h", "--help") for a in overrides):
         print("\n".join(_header(command) or [f"biolm {command}"]) + f"\n\n{_usage()}")
         return 0
+    if command in FREE_TEXT_KEYS and len([o for o in overrides if "=" not in o and not o.startswith("-")]) == 1:
+        # biolm agent "Score ...": one bare argument is the free-text key (quoted for Hydra's override grammar)
+        overrides = [f"{FREE_TEXT_KEYS[command]}={json.dumps(o)}" if "=" not in o and not o.startswith("-") else o for o in overrides]
     show_cfg = "--cfg" in overrides
     if show_cfg:
         at = overrides.index("--cfg")

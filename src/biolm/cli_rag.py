@@ -3,12 +3,12 @@ like every other command; their configs live under ``configs/text/`` (``rag_<com
 
 from __future__ import annotations
 
-import json
 import logging
 
 from omegaconf import DictConfig, OmegaConf
 
 from biolm.cli import _console, _required, command
+from biolm.cli_text import _write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,9 @@ def cmd_rag_index(cfg: DictConfig) -> None:
         task = bar.add_task("embed", total=None)
         _, counts = build_index(documents, output, str(cfg.embedder.path), int(cfg.chunk.max_words), int(cfg.chunk.overlap_sentences),
                                 int(cfg.embedder.batch_size), lambda total, done: bar.update(task, total=total, completed=done))
-    log.info("%s: %d documents (%d added, %d changed, %d unchanged), %d chunks (%d embedded now) in %.1f s", output, counts["documents"],
-             counts["added"], counts["changed"], counts["unchanged"], counts["chunks"], counts["embedded"], counts["seconds"])
+    log.info("%s: %d documents in the index (of docs=: %d added, %d changed, %d unchanged; %d indexed earlier and kept), %d chunks "
+             "(%d embedded now) in %.1f s", output, counts["documents"], counts["added"], counts["changed"], counts["unchanged"], counts["kept"],
+             counts["chunks"], counts["embedded"], counts["seconds"])
 
 
 @command
@@ -51,8 +52,6 @@ def cmd_rag_search(cfg: DictConfig) -> None:
     kb = _kb(cfg)
     hits = search(kb, _required(cfg, "query", 'pass query="..."'), int(cfg.k), str(cfg.retrieval.method), **_search_options(cfg))
     if cfg.get("output"):
-        from biolm.cli_text import _write_jsonl
-
         _write_jsonl(hits, str(cfg.output))
         return
     table = Table(title=f"{cfg.retrieval.method} search: {cfg.query}")
@@ -73,7 +72,7 @@ def cmd_rag_ask(cfg: DictConfig) -> None:
     kb = _kb(cfg)
     generator = build_generator(cfg.generator)
     result = ask(kb, _required(cfg, "question", 'pass question="..."'), generator, cfg.rag_prompt, int(cfg.k), str(cfg.retrieval.method),
-                 int(cfg.max_new_tokens), bool(cfg.decision))
+                 int(cfg.max_new_tokens), bool(cfg.decision), _search_options(cfg))
     if cfg.get("output"):
         from pathlib import Path
 
@@ -116,26 +115,36 @@ def cmd_rag_evaluate(cfg: DictConfig) -> None:
             raise BiolmError(f"split={cfg.split}: no question of {cfg.qa} has this split")
     flags = [str(f) for f in cfg.skip_flagged or []]
     questions = [q for q in questions if not any(q.get(flag) is True for flag in flags)]
-    if cfg.get("limit"):
+    if cfg.get("limit") is not None:
+        if int(cfg.limit) < 1:
+            raise BiolmError(f"limit={cfg.limit}: accepted: 1 or more questions, or null for all")
         questions = questions[: int(cfg.limit)]
     methods, ks = [str(m) for m in cfg.methods], [int(k) for k in cfg.ks]
-    retrieval = evaluate_retrieval(kb, questions, methods, ks, **_search_options(cfg)) if any(q.get("gold_doc_id") for q in questions) else None
-    answers: dict[str, dict] = {}
     generator = build_generator(cfg.generator)
+    has_gold_docs, has_labels = any(q.get("gold_doc_id") for q in questions), any(q.get("gold") for q in questions)
+    if not has_gold_docs and not (generator is not None and has_labels):
+        raise BiolmError(f"qa: nothing to score: {cfg.qa} has no gold_doc_id (retrieval)" + ("" if generator is not None else
+                         " and no generator is set (answers: generator=local or generator=endpoint)") + ("" if has_labels else " nor gold labels"))
+    retrieval = evaluate_retrieval(kb, questions, methods, ks, **_search_options(cfg)) if has_gold_docs else None
+    answers: dict[str, dict] = {}
     folder = Path(cfg.output_dir) / (str(cfg.run_name) if cfg.get("run_name") else default_run_name("rag"))
-    if generator is not None:
+    if generator is not None and has_labels:
         for context in ([True, False] if cfg.compare_without_context else [True]):
             name = f"{generator.name}, {'top-' + str(cfg.k) + ' passages' if context else 'no context'}"
             answers[name], rows = evaluate_answers(kb, questions, generator, cfg.rag_prompt, int(cfg.k), str(cfg.retrieval.method),
-                                                   int(cfg.max_new_tokens), context)
+                                                   int(cfg.max_new_tokens), context, _search_options(cfg))
             folder.mkdir(parents=True, exist_ok=True)
-            (folder / f"answers_{'context' if context else 'no_context'}.jsonl").write_text(
-                "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+            _write_jsonl(rows, str(folder / f"answers_{'context' if context else 'no_context'}.jsonl"))
     report = write_rag_report(folder, retrieval, answers, f"rag evaluate: {cfg.qa} on {cfg.kb}")
-    OmegaConf.save(cfg, folder / "config.yaml", resolve=True)
+    saved = cfg.copy()
+    if saved.generator.get("api_key"):
+        saved.generator.api_key = "***"  # the key stays out of the run folder
+    OmegaConf.save(saved, folder / "config.yaml", resolve=True)
     console = _console()
     if retrieval:
-        table = Table(title=f"retrieval of the gold document ({next(iter(retrieval.values()))['n_questions']} questions)")
+        first = next(iter(retrieval.values()))
+        table = Table(title=f"retrieval of the gold document ({first['n_questions']} questions"
+                            + (f"; {first['gold_not_indexed']} gold documents not indexed, counted as misses)" if first["gold_not_indexed"] else ")"))
         for column in ("method", *(f"recall@{k}" for k in ks), "MRR", "ms/query"):
             table.add_column(column, justify="left" if column == "method" else "right")
         for method, row in retrieval.items():

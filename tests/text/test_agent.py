@@ -186,6 +186,7 @@ def _stub_retrieval(monkeypatch, passages: list[dict]) -> list:
 
 
 PASSAGES = [{"doc_id": "pmid1", "chunk_id": 0, "text": "BRCA1 c.5266dupC is pathogenic.", "score": 0.9, "rank": 1}]
+COMPACT = [{"rank": p["rank"], "doc_id": p["doc_id"], "text": p["text"]} for p in PASSAGES]  # what the tool returns
 
 
 def test_native_mode_calls_the_tool_and_sends_the_result_back(endpoint, monkeypatch, tmp_path):
@@ -205,11 +206,11 @@ def test_native_mode_calls_the_tool_and_sends_the_result_back(endpoint, monkeypa
     assistant, tool = second["messages"][-2:]
     assert assistant["role"] == "assistant" and assistant["tool_calls"][0]["id"] == "call_a"
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == {"query": "BRCA1 variant", "k": 3}
-    assert tool == {"role": "tool", "tool_call_id": "call_a", "content": json.dumps(PASSAGES)}
+    assert tool == {"role": "tool", "tool_call_id": "call_a", "content": json.dumps(COMPACT)}
     lines = _lines(transcript)
     assert [(r["step"], r["role"]) for r in lines] == [(0, "system"), (0, "user"), (0, "tools"), (1, "assistant"), (1, "tool"), (2, "assistant"), (2, "result")]
     assert lines[4]["tool"] == "search_knowledge_base" and lines[4]["arguments"] == {"query": "BRCA1 variant", "k": 3}
-    assert json.loads(lines[4]["result"]) == PASSAGES and "error" not in lines[4]
+    assert json.loads(lines[4]["result"]) == COMPACT and "error" not in lines[4]
     assert lines[-1]["stopped_reason"] == "answer" and lines[-1]["content"] == result.answer
     assert all(r["time"].endswith("+00:00") for r in lines)
 
@@ -256,7 +257,7 @@ def test_action_mode_calls_the_tool_and_answers(monkeypatch, tmp_path):
     system = generator.chats[0][0]["content"]
     assert "- score_variants: Score genomic variants with the configured DNA model" in system and "k (integer, optional, default 5)" in system
     assert '{"answer": "<your final answer>"}' in system
-    assert generator.chats[1][-1] == {"role": "user", "content": f"result of search_knowledge_base: {json.dumps(PASSAGES * 5)}"}
+    assert generator.chats[1][-1] == {"role": "user", "content": f"result of search_knowledge_base: {json.dumps(COMPACT * 5)}"}
 
 
 def test_action_mode_reports_bad_actions_and_stops_at_the_step_limit(tmp_path):
@@ -268,7 +269,7 @@ def test_action_mode_reports_bad_actions_and_stops_at_the_step_limit(tmp_path):
         '{"tool": "extract_entities", "arguments": {"text": "BRCA1"}}',
     ])
     result = run_agent("Go", generator, Toolbox().tools(), 5, 32, tmp_path / "t.jsonl")
-    assert (result.answer, result.steps, result.stopped_reason) == ('{"tool": "extract_entities", "arguments": {"text": "BRCA1"}}', 5, "step limit")
+    assert (result.answer, result.steps, result.stopped_reason) == ("", 5, "step limit")  # an action is not an answer
     feedback = [chat[-1]["content"] for chat in generator.chats[1:]]
     assert feedback[0].startswith("error: not a valid action: no JSON object found; answer with one JSON object: {\"tool\"")
     assert feedback[1].startswith("error: not a valid action: malformed JSON")
@@ -320,8 +321,9 @@ def test_biolm_agent_command(endpoint, monkeypatch, tmp_path, capsys):
     _stub_retrieval(monkeypatch, PASSAGES)
     endpoint.script = [_tool_call("c1", "search_knowledge_base", {"query": "BRCA1"}), {"role": "assistant", "content": "BRCA1 variants are pathogenic."}]
     transcript = tmp_path / "agent.jsonl"
-    argv = ["agent", "task=What about BRCA1?", "generator=endpoint", f"generator.base_url={endpoint.base_url}", "generator.model=stand-in",
-            f"kb={tmp_path}", f"transcript={transcript}", "tools=[search_knowledge_base]"]
+    # a bare sentence is the task; with only kb= set, only the search tool is offered
+    argv = ["agent", "What about BRCA1? Say it in one line.", "generator=endpoint", f"generator.base_url={endpoint.base_url}",
+            "generator.model=stand-in", f"kb={tmp_path}", f"transcript={transcript}"]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "BRCA1 variants are pathogenic." in out and "2 step(s), stopped: answer" in out and str(transcript) in " ".join(out.split())

@@ -39,8 +39,8 @@ def kb(tmp_path_factory):
 def test_chunks_are_whole_sentences_with_overlap():
     text = "One two three. Four five six seven. Eight nine. Ten eleven twelve thirteen fourteen fifteen. Sixteen."
     chunks = chunk_document("doc", text, max_words=6, overlap_sentences=1)
-    assert [c.text for c in chunks] == ["One two three.", "Four five six seven. Eight nine.", "Eight nine.",
-                                        "Ten eleven twelve thirteen fourteen fifteen.", "Sixteen."]
+    # the overlap sentence is repeated only where it fits beside the next new sentence: no chunk without new text
+    assert [c.text for c in chunks] == ["One two three.", "Four five six seven. Eight nine.", "Ten eleven twelve thirteen fourteen fifteen.", "Sixteen."]
     assert all(text[c.start : c.end] == c.text for c in chunks)
     no_overlap = chunk_document("doc", text, max_words=6, overlap_sentences=0)
     assert [c.text for c in no_overlap] == ["One two three.", "Four five six seven. Eight nine.", "Ten eleven twelve thirteen fourteen fifteen.",
@@ -91,6 +91,12 @@ def test_reindexing_embeds_only_new_and_changed_documents(kb, tmp_path):
     assert not list(tmp_path.glob(".kb*"))  # the staging folder was swapped in
     with pytest.raises(BiolmError, match="chunked with"):
         build_index(changed, folder, str(minilm.get_model_path()), max_words=50, overlap_sentences=0)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "keep.txt").write_text("mine")
+    with pytest.raises(BiolmError, match="is not a knowledge base"):
+        build_index(DOCS, notes, str(minilm.get_model_path()), max_words=12, overlap_sentences=0)
+    assert (notes / "keep.txt").read_text() == "mine"  # never overwritten
 
 
 def test_an_index_refuses_another_embedder(kb, tiny_wordpiece_bert):
@@ -123,11 +129,17 @@ def test_prompts_number_the_passages_and_citations_map_back(kb):
     assert flagged["uncited"] is True and flagged["invalid_citations"] == [9] and "cites none" in flagged["note"]
     bare = ask(index, "Is BNC1 methylation a blood biomarker?", None, PROMPT, k=2)
     assert bare["answer"] is None and "no generator configured" in bare["note"]
-    assert all(h["highlight"]["text"] in h["text"] for h in bare["passages"])
+    documents = dict(DOCS)
+    assert all(documents[h["doc_id"]][h["highlight"]["start"] : h["highlight"]["end"]] == h["highlight"]["text"] for h in bare["passages"])
+    only_bm25 = ask(index, "Is BNC1 methylation a blood biomarker?", None, PROMPT, k=1, search_options={"weights": {"bm25": 1.0, "dense": 0.0}})
+    assert only_bm25["passages"][0]["score"] == pytest.approx(1 / 61)  # the weights reach the fusion
 
 
-@pytest.mark.parametrize(("answer", "decision"), [("Yes, it is.", "yes"), ("The data suggest... Answer: no", "no"),
-                                                   ("no evidence. Final answer: maybe", "maybe"), ("**Answer:** Yes", "yes"), ("Unclear.", None), ("no idea", None), ("Maybe.", "maybe")])
+@pytest.mark.parametrize(("answer", "decision"), [("Yes, it is.", "yes"), ("The data suggest...\nAnswer: no", "no"),
+                                                   ("no evidence.\nFinal answer: maybe", "maybe"), ("**Answer:** Yes", "yes"), ("Unclear.", None),
+                                                   ("no idea", None), ("Maybe.", "maybe"), ("Yes\n\nThe passages show it [1].", "yes"),
+                                                   ("**Yes**, it is", "yes"), ("Yes because of [2].", "yes"), ("In summary, no.", "no"),
+                                                   ("I cannot answer yes or no from these passages.", None)])
 def test_decisions_are_parsed(answer, decision):
     assert parse_decision(answer) == decision
 

@@ -29,6 +29,8 @@ class SearchRequest(BaseModel):
 class AskRequest(BaseModel):
     question: str = Field(description="The question.")
     k: int = Field(5, ge=1, le=20, description="Passages given to the generator.")
+    method: str = Field("hybrid", description="bm25, dense or hybrid (reciprocal rank fusion).")
+    max_new_tokens: int = Field(256, ge=1, le=2048, description="The cap on the answer's length, in tokens.")
     decision: bool = Field(False, description="Parse a yes/no/maybe decision from the answer.")
 
 
@@ -63,6 +65,8 @@ def add_rag_routes(app: FastAPI, settings, guarded: list) -> None:
     @app.post("/v1/rag/search", dependencies=guarded, tags=["rag"])
     def rag_search(body: SearchRequest) -> dict:
         """The best passages of the knowledge base for a query."""
+        if not body.query.strip():
+            raise BiolmError("query: empty; send what to look for")
         with lock:
             return {"kb": str(kb.path), "hits": search(kb, body.query, body.k, body.method)}
 
@@ -72,7 +76,7 @@ def add_rag_routes(app: FastAPI, settings, guarded: list) -> None:
         if not body.question.strip():
             raise BiolmError("question: empty; send a question")
         with lock:
-            return ask(kb, body.question, generator, prompt, body.k, "hybrid", 256, body.decision)
+            return ask(kb, body.question, generator, prompt, body.k, body.method, body.max_new_tokens, body.decision)
 
 
 def create_rag_app(settings) -> FastAPI:
@@ -98,7 +102,20 @@ def create_rag_app(settings) -> FastAPI:
         """Liveness: the process answers."""
         return Health(status="ok")
 
+    @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
+    async def readyz():
+        """Readiness: the index is loaded (503 while starting or shutting down)."""
+        from fastapi.responses import JSONResponse
+
+        return Health(status="ready") if app.state.ready else JSONResponse({"status": "not ready"}, status_code=503)
+
     add_rag_routes(app, settings, api_key_guard(settings))
+    if settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        from biolm.service.app import API_KEY_HEADER
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=[API_KEY_HEADER, "Content-Type"])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     return app

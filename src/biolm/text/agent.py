@@ -49,7 +49,8 @@ class AgentResult:
     """What an agent session ended with.
 
     Attributes:
-        answer: the final answer, or at the step limit the last text the model wrote (possibly empty).
+        answer: the final answer; at the step limit, in native mode the text the model wrote beside its last tool calls
+            (possibly empty), in JSON-action mode empty (its last turn was an action, not an answer).
         steps: generator calls made.
         stopped_reason: ``answer`` or ``step limit``.
         transcript: the JSONL transcript of every turn.
@@ -68,7 +69,7 @@ class Transcript:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115  (closed by `close`)
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115  (closed by `close`; one session per file)
         except OSError as err:
             raise BiolmError(f"transcript: cannot write {self.path} ({err.strerror or err})") from None
 
@@ -220,17 +221,15 @@ def _native_loop(task, generator, tools, schemas, max_steps, max_new_tokens, tra
         for call in calls:
             content = _tool_turn(transcript, step, tools, schemas, call["name"], call["arguments"])
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": content})
-    return last_text, max_steps, "step limit"
+    return last_text, max_steps, "step limit"  # the text that came with the last tool calls, if any
 
 
 def _action_loop(task, generator, tools, schemas, max_steps, max_new_tokens, transcript) -> tuple[str, int, str]:
     messages = [{"role": "system", "content": action_prompt(list(schemas.values()))}, {"role": "user", "content": task}]
     for message in messages:
         transcript.write(0, message["role"], content=message["content"])
-    last_text = ""
     for step in range(1, max_steps + 1):
         reply = _chat(generator, transcript, step, messages, max_new_tokens, None)
-        last_text = reply.content or last_text
         messages.append({"role": "assistant", "content": reply.content})
         action, problem = parse_action(reply.content)
         if action is None:
@@ -242,4 +241,4 @@ def _action_loop(task, generator, tools, schemas, max_steps, max_new_tokens, tra
         else:
             content = _tool_turn(transcript, step, tools, schemas, action["tool"], action["arguments"])
             messages.append({"role": "user", "content": f"result of {action['tool']}: {content}"})
-    return last_text, max_steps, "step limit"
+    return "", max_steps, "step limit"  # the last turn was an action or an error, not an answer

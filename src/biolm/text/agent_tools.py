@@ -29,6 +29,7 @@ from collections.abc import Callable
 from biolm.errors import BiolmError
 
 TOOL_NAMES = ("predict_sequences", "score_variants", "extract_entities", "search_knowledge_base")
+PASSAGE_CHARS = 600  # per passage returned to the agent (5 passages fit its 4,000-character tool results)
 MAX_SEARCH_RESULTS = 20
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 VARIANT = re.compile(r"\s*([^\s:]+):(\d+)\s+([ACGTNacgtn]+)\s*>\s*([ACGTNacgtn]+)\s*")
@@ -176,6 +177,11 @@ class Toolbox:
         self.context = {"run": run, "reference": reference, "ner_run": ner_run, "kb": kb}
         self._loaded: dict[str, object] = {}
 
+    def usable(self) -> list[str]:
+        """The tools whose folders are configured (what the agent offers by default)."""
+        needs = {"predict_sequences": ("run",), "score_variants": ("run", "reference"), "extract_entities": ("ner_run",), "search_knowledge_base": ("kb",)}
+        return [name for name in TOOL_NAMES if all(self.context[key] for key in needs[name])]
+
     def tools(self, names: list[str] | tuple[str, ...] = TOOL_NAMES) -> dict[str, Callable]:
         """The tools called ``names`` (bound methods), by name.
 
@@ -250,4 +256,7 @@ class Toolbox:
         folder = self._needs("kb", "search_knowledge_base", "a knowledge base")
         if not 1 <= k <= MAX_SEARCH_RESULTS:
             raise BiolmError(f"search_knowledge_base: k={k}; accepted: 1 to {MAX_SEARCH_RESULTS}")
-        return list(search(self._load("kb", lambda: load_index(folder)), query, k))
+        hits = search(self._load("kb", lambda: load_index(folder)), query, k)
+        # compact: what the model needs to read and cite, each passage capped so that k of them fit one tool result
+        return [{"rank": h["rank"], "doc_id": h["doc_id"], "text": h["text"][:PASSAGE_CHARS] + ("…" if len(h["text"]) > PASSAGE_CHARS else "")}
+                for h in hits]

@@ -2,8 +2,8 @@
 and the service's ``/v1/ner``.
 
 In: documents as ``(id, text)`` pairs, read by `read_documents` from a ``.txt`` file (one document
-per non-empty line, e.g. one abstract per line), a ``.jsonl`` file (``{"id" or "doc_id": ..., "text": ...}``
-per line), a ``.csv`` file (``id`` or ``doc_id`` and ``text`` columns) or a folder of ``.txt`` files (one
+per non-empty line, e.g. one abstract per line), a ``.jsonl`` file (``{"doc_id" (or "id"): ..., "text": ...}``
+per line), a ``.csv`` file (``doc_id`` (or ``id``) and ``text`` columns) or a folder of ``.txt`` files (one
 document each). Each text is split into sentences and
 words by `biolm.text.corpus.split_text`, tagged by a run's tagger (`biolm.text.ner.tag_sentences`),
 and its entities are returned with character offsets into the original text:
@@ -21,7 +21,7 @@ DOCUMENT_SUFFIXES = (".txt", ".txt.gz", ".jsonl", ".jsonl.gz", ".csv", ".csv.gz"
 
 
 def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[str, str]]:
-    """``(id, text)`` pairs from a .txt file (a document per non-empty line), a .jsonl file or a folder of .txt files.
+    """``(id, text)`` pairs from a .txt file (a document per non-empty line), a .jsonl or .csv file, or a folder of .txt files.
 
     Raises:
         BiolmError: the path does not exist or has another suffix, is not UTF-8 text, holds no document, or a
@@ -47,12 +47,12 @@ def read_documents(path: str | Path, field_name: str = "input") -> list[tuple[st
 
 
 def _read_jsonl(path: Path, field_name: str) -> list[tuple[str, str]]:
-    return [(str(row.get("id", row.get("doc_id", f"{path.stem}:{number}"))), row["text"])
+    return [(str(row.get("doc_id", row.get("id", f"{path.stem}:{number}"))), row["text"])
             for number, _, row in jsonl_objects(read_text_lines(path, field_name), path)]
 
 
 def _read_csv(path: Path, field_name: str) -> list[tuple[str, str]]:
-    """``(id, text)`` rows of a CSV file with a ``text`` column and an ``id`` or ``doc_id`` column (else the row number)."""
+    """``(id, text)`` rows of a CSV file with a ``text`` column and a ``doc_id`` or ``id`` column (else the row number)."""
     import pandas as pd
 
     try:
@@ -61,7 +61,7 @@ def _read_csv(path: Path, field_name: str) -> list[tuple[str, str]]:
         raise BiolmError(f"{field_name}: {path}: not a readable CSV file ({str(err).splitlines()[0][:120]})") from None
     if "text" not in table.columns:
         raise BiolmError(f"{field_name}: {path}: no 'text' column (columns: {', '.join(map(str, table.columns[:8]))}); expected id (or doc_id) and text")
-    key = "id" if "id" in table.columns else "doc_id" if "doc_id" in table.columns else None
+    key = "doc_id" if "doc_id" in table.columns else "id" if "id" in table.columns else None
     ids = table[key].tolist() if key else [f"{path.stem}:{i}" for i in range(2, len(table) + 2)]
     return [(str(i), str(t)) for i, t in zip(ids, table["text"], strict=True) if str(t).strip()]
 

@@ -71,13 +71,13 @@ class EndpointGenerator(Generator):
         model: the model name the server expects.
         api_key: the bearer token, or None for servers without one.
         timeout_s: per request.
+        native_tools: the server does OpenAI function calling (``generator.tool_mode=native``); false: the agent
+            asks for JSON actions in plain text (servers or models without tool support).
     """
 
-    native_tools = True
-
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0):
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 120.0, native_tools: bool = True):
         self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model, self.api_key, self.timeout_s = model, api_key, timeout_s
+        self.model, self.api_key, self.timeout_s, self.native_tools = model, api_key, timeout_s, native_tools
         self.name = f"{model} at {base_url}"
 
     def chat(self, messages: list[dict], max_new_tokens: int, tools: list[dict] | None = None) -> Reply:
@@ -97,13 +97,21 @@ class EndpointGenerator(Generator):
             message = response.json()["choices"][0]["message"]
         except (ValueError, KeyError, IndexError, TypeError):
             raise BiolmError(f"generator: {self.url} did not answer in the chat-completions format: {response.text[:200]}") from None
+        if not isinstance(message, dict):
+            raise BiolmError(f"generator: {self.url} did not answer in the chat-completions format: {response.text[:200]}")
         calls = []
         for call in message.get("tool_calls") or []:
-            function = call.get("function") or {}
-            try:
-                arguments = json.loads(function.get("arguments") or "{}")
-            except json.JSONDecodeError:
-                arguments = {"__unparsed__": function.get("arguments")}
+            function = call.get("function") if isinstance(call, dict) else None
+            if not isinstance(function, dict):
+                raise BiolmError(f"generator: {self.url} sent a malformed tool call: {json.dumps(call)[:200]}")
+            raw = function.get("arguments")
+            if isinstance(raw, dict):  # some servers send the object itself, not its JSON text
+                arguments = raw
+            else:
+                try:
+                    arguments = json.loads(raw or "{}")
+                except (json.JSONDecodeError, TypeError):
+                    arguments = {"__unparsed__": raw}
             calls.append({"id": call.get("id", ""), "name": function.get("name", ""), "arguments": arguments})
         return Reply(message.get("content") or "", calls)
 
@@ -127,4 +135,7 @@ def build_generator(cfg: DictConfig) -> Generator | None:
     if not cfg.get("base_url") or not cfg.get("model"):
         raise BiolmError("generator=endpoint: set generator.base_url (e.g. http://127.0.0.1:8000/v1) and generator.model")
     key = cfg.get("api_key") or (os.environ.get(str(cfg.api_key_env)) if cfg.get("api_key_env") else None)
-    return EndpointGenerator(str(cfg.base_url), str(cfg.model), key, float(cfg.timeout_s))
+    mode = str(cfg.get("tool_mode", "native"))
+    if mode not in ("native", "json"):
+        raise BiolmError(f"generator.tool_mode={mode!r}: accepted: native (OpenAI function calling), json (JSON actions in text)")
+    return EndpointGenerator(str(cfg.base_url), str(cfg.model), key, float(cfg.timeout_s), mode == "native")

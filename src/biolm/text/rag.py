@@ -4,8 +4,9 @@
 ``[1] ... [k]`` in a prompt that asks the generator (`biolm.text.generators`) to answer from them only
 and cite them as ``[n]``. The answer comes back with its citations mapped to documents; an answer that
 cites no retrieved passage (or cites a number that was not given) is flagged. For a yes/no/maybe question
-(PubMedQA style) the decision is parsed (`parse_decision`: the last ``Answer: yes|no|maybe``, else a first
-word followed by punctuation or nothing, as in "No, ..."). Without a generator, ``ask`` returns the passages with the sentence that best
+(PubMedQA style) the decision is parsed (`parse_decision`: the last line that starts ``Answer: yes|no|maybe``,
+else an answer that opens with the word ("**Yes**, ...", "No. ...", but not "no idea"), else one that ends with it
+("In summary, no.")). Without a generator, ``ask`` returns the passages with the sentence that best
 matches the question (cosine of the index's embedder) marked, and says that no generator is configured.
 
 `evaluate_retrieval`: for questions with a gold document, recall@k (the share whose gold document is
@@ -18,6 +19,7 @@ with or without retrieved context, and the share of answers with no parsable dec
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -27,10 +29,14 @@ import numpy as np
 from biolm.errors import BiolmError
 from biolm.text.retrieval import KnowledgeBase, search, search_documents
 
+log = logging.getLogger(__name__)
 DECISIONS = ("yes", "no", "maybe")
 _CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
-_FINAL = re.compile(r"answer\s*(?:is)?\s*[:\-]?\s*\**\s*(yes|no|maybe)\b", re.IGNORECASE)
-_FIRST_WORD = re.compile(r"^\W*(yes|no|maybe)(?=\s*(?:[,.;:!]|$))", re.IGNORECASE)  # "No, ..." but not "no idea"
+# "Answer: yes" at the start of a line (Markdown emphasis allowed), not "I cannot answer yes or no"
+_FINAL = re.compile(r"^[\W_]*(?:final\s+)?answer[\W_]*(?:is[\W_]*)?(yes|no|maybe)\b", re.IGNORECASE | re.MULTILINE)
+# a first word "Yes"/"No"/"Maybe" ("**Yes**, ...", "No. The ...", "Yes because ..."), not "no idea" or "yes or no"
+_FIRST_WORD = re.compile(r"^[\W_]*(yes|no|maybe)\b(?![ \t]+(?:or|idea|one|evidence|data|study|studies|significant)\b)", re.IGNORECASE)
+_LAST_WORD = re.compile(r"\b(yes|no|maybe)[\W_]*$", re.IGNORECASE)  # "In summary, no."
 
 
 def read_questions(path: str | Path, field: str = "qa") -> list[dict]:
@@ -74,12 +80,12 @@ def parse_decision(answer: str) -> str | None:
     finals = _FINAL.findall(answer)
     if finals:
         return finals[-1].lower()
-    first = _FIRST_WORD.match(answer)
-    return first.group(1).lower() if first else None
+    found = _FIRST_WORD.match(answer.strip()) or _LAST_WORD.search(answer.strip())
+    return found.group(1).lower() if found else None
 
 
 def best_sentences(kb: KnowledgeBase, question: str, hits: list[dict]) -> list[dict]:
-    """Per passage, the sentence closest to the question (cosine): ``{"start", "end", "text"}`` within the passage."""
+    """Per passage, the sentence closest to the question (cosine): ``{"start", "end", "text"}``, offsets into the document."""
     from biolm.text.corpus import split_text
 
     out = []
@@ -91,24 +97,25 @@ def best_sentences(kb: KnowledgeBase, question: str, hits: list[dict]) -> list[d
             continue
         vectors = kb.embedder.encode([s.text for s in sentences])
         best = sentences[int(np.argmax(vectors @ query))]
-        out.append({"start": best.start, "end": best.start + len(best.text), "text": best.text})
+        out.append({"start": hit["start"] + best.start, "end": hit["start"] + best.start + len(best.text), "text": best.text})
     return out
 
 
 def ask(kb: KnowledgeBase, question: str, generator, prompt_cfg, k: int = 5, method: str = "hybrid", max_new_tokens: int = 256,
-        decision: bool = False) -> dict:
+        decision: bool = False, search_options: dict | None = None) -> dict:
     """Answer ``question`` from the index (see the module docstring).
 
     Args:
         generator: a `biolm.text.generators.Generator`, or None (passages only).
-        prompt_cfg: ``instruction`` and ``decision_instruction`` (configs/text/rag/).
+        prompt_cfg: ``instruction`` and ``decision_instruction`` (configs/text/rag_prompt/).
         decision: parse a yes/no/maybe decision from the answer.
+        search_options: ``candidates``, ``rrf_k``, ``weights`` of `biolm.text.retrieval.search`.
 
     Returns:
         ``{"question", "passages": [hits with "highlight" when there is no generator], "answer", "generator",
         "citations": [{"passage", "doc_id"}], "invalid_citations", "uncited", "decision", "note"}``.
     """
-    hits = search(kb, question, k, method)
+    hits = search(kb, question, k, method, **(search_options or {}))
     result: dict = {"question": question, "passages": hits, "answer": None, "generator": None, "citations": [], "invalid_citations": [],
                     "uncited": None, "decision": None, "note": None}
     if generator is None:
@@ -133,10 +140,17 @@ def evaluate_retrieval(kb: KnowledgeBase, questions: list[dict], methods: list[s
     Raises:
         BiolmError: no question has a ``gold_doc_id``.
     """
+    if not ks or min(ks) < 1 or not methods:
+        raise BiolmError(f"ks={list(ks)}, methods={list(methods)}: give at least one k (1 or more) and one method")
     judged = [q for q in questions if q.get("gold_doc_id")]
     if not judged:
         raise BiolmError('qa: no question has a "gold_doc_id"; retrieval cannot be scored')
     missing = sum(str(q["gold_doc_id"]) not in kb.manifest["documents"] for q in judged)
+    if missing == len(judged):
+        raise BiolmError(f"qa: none of the {len(judged)} gold_doc_id values is a document id of the index (e.g. {judged[0]['gold_doc_id']!r} vs "
+                         f"{next(iter(kb.manifest['documents']))!r}); index the documents the questions name")
+    if missing:
+        log.warning("%d of %d gold documents are not in the index: those questions count as misses", missing, len(judged))
     depth = max(ks)
     results = {}
     for method in methods:
@@ -154,7 +168,7 @@ def evaluate_retrieval(kb: KnowledgeBase, questions: list[dict], methods: list[s
 
 
 def evaluate_answers(kb: KnowledgeBase | None, questions: list[dict], generator, prompt_cfg, k: int, method: str, max_new_tokens: int,
-                     context: bool) -> tuple[dict, list[dict]]:
+                     context: bool, search_options: dict | None = None) -> tuple[dict, list[dict]]:
     """Accuracy and macro-F1 of yes/no/maybe decisions (see the module docstring), and one row per question.
 
     Raises:
@@ -167,7 +181,7 @@ def evaluate_answers(kb: KnowledgeBase | None, questions: list[dict], generator,
         raise BiolmError('qa: no question has a "gold" yes/no/maybe label; answers cannot be scored')
     chats, hits_per = [], []
     for q in judged:
-        hits = search(kb, q["question"], k, method) if context else []
+        hits = search(kb, q["question"], k, method, **(search_options or {})) if context else []
         hits_per.append(hits)
         chats.append(passages_prompt(q["question"], hits, str(prompt_cfg.instruction), True, str(prompt_cfg.decision_instruction)))
     replies = generator.chat_many(chats, max_new_tokens) if hasattr(generator, "chat_many") else [generator.chat(c, max_new_tokens) for c in chats]
@@ -192,6 +206,8 @@ def write_rag_report(folder: Path, retrieval: dict[str, dict] | None, answers: d
     lines = [f"# {title}", ""]
     if retrieval:
         ks = sorted(int(key.split("@")[1]) for key in next(iter(retrieval.values())) if key.startswith("recall@"))
+        first = next(iter(retrieval.values()))
+        lines += [f"{first['n_questions']} questions with a gold document ({first['gold_not_indexed']} of them not in the index, counted as misses).", ""]
         lines += ["| method | " + " | ".join(f"recall@{k}" for k in ks) + " | MRR | latency (ms/query) |", "|---|" + "---:|" * (len(ks) + 2)]
         for method, row in retrieval.items():
             lines.append(f"| {method} | " + " | ".join(f"{row[f'recall@{k}']:.3f}" for k in ks) + f" | {row['mrr']:.3f} | {row['latency_ms']:.1f} |")

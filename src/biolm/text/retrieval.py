@@ -1,11 +1,13 @@
 """A literature index on disk and its search: ``biolm rag index`` / ``biolm rag search``.
 
-In: documents (`biolm.text.documents.read_documents`: JSONL ``{"doc_id" or "id", "text"}``, CSV with
-``id``/``doc_id`` and ``text`` columns, a .txt file with a document per line, a folder of .txt files).
+In: documents (`biolm.text.documents.read_documents`: JSONL ``{"doc_id" (or "id"), "text"}``, CSV with
+``doc_id``/``id`` and ``text`` columns, a .txt file with a document per line, a folder of .txt files).
 Each document is cut into chunks of whole sentences (`chunk_document`: sentences from
-`biolm.text.corpus.split_text` are added until ``max_words`` is reached; the next chunk starts
-``overlap_sentences`` sentences before the end of the previous one; a sentence longer than
-``max_words`` is a chunk on its own). Every chunk is indexed twice:
+`biolm.text.corpus.split_text` are added until ``max_words`` is reached; the next chunk repeats up to
+``overlap_sentences`` sentences of the previous one, as many as fit beside its first new sentence; a
+sentence longer than ``max_words`` is a chunk on its own). Chunks longer than the embedder reads
+(its ``max_seq_length`` in word pieces) are counted in the log and the manifest: their dense vector
+sees only the beginning. Every chunk is indexed twice:
 
 - BM25 (Robertson & Zaragoza 2009) with the ``bm25s`` package (lower-cased ``\\w\\w+`` words, English
   stop words removed, k1 1.5, b 0.75);
@@ -80,7 +82,10 @@ def chunk_document(doc_id: str, text: str, max_words: int, overlap_sentences: in
         chunks.append(Chunk(f"{doc_id}#{len(chunks)}", doc_id, start, end, text[start:end]))
         if last + 1 >= len(sentences):
             break
-        first = max(last + 1 - overlap_sentences, first + 1)  # always move on, whatever the overlap
+        # the next chunk holds the next new sentence, after as many of the overlap sentences as fit with it
+        first = max(last + 1 - overlap_sentences, 0)
+        while first <= last and sum(n for _, _, n in sentences[first : last + 2]) > max_words:
+            first += 1
     return chunks
 
 
@@ -112,11 +117,21 @@ class Embedder:
                        else self.model.get_sentence_embedding_dimension())
 
     def identity(self) -> dict:
-        """What the manifest records: name, path, dimension and the SHA-256 of the weights file (when local)."""
+        """What the manifest records: name, path, dimension and the SHA-256 of the weights file (else of the config) when local."""
         from biolm.models.adapters import file_sha256
 
-        weights = next((Path(self.path) / name for name in ("model.safetensors", "pytorch_model.bin") if (Path(self.path) / name).is_file()), None)
-        return {"name": Path(self.path).name, "path": self.path, "dim": self.dim, "sha256": file_sha256(weights) if weights else None}
+        folder = Path(self.path)
+        found = sorted(folder.rglob("*.safetensors")) or sorted(folder.rglob("pytorch_model.bin")) or sorted(folder.rglob("config.json"))
+        name = folder.parent.name if folder.name == "model" else folder.name  # a package's model/ folder: the package's name
+        return {"name": name, "path": self.path, "dim": self.dim, "sha256": file_sha256(found[0]) if found else None}
+
+    def n_truncated(self, texts: list[str]) -> int:
+        """How many texts are longer than the embedder reads (its ``max_seq_length``, in word pieces)."""
+        limit = getattr(self.model, "max_seq_length", None)
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if not limit or tokenizer is None:
+            return 0
+        return sum(len(ids) > limit for ids in tokenizer(texts, add_special_tokens=True)["input_ids"])
 
     def encode(self, texts: list[str], progress=None) -> np.ndarray:
         """``(len(texts), dim)`` float32, unit length; ``progress(n_done)`` is called after each batch."""
@@ -185,8 +200,8 @@ def _build_faiss(vectors: np.ndarray):
     return index
 
 
-def load_index(path: str | Path, embedder_path: str | None = None) -> KnowledgeBase:
-    """Load an index folder; ``embedder_path`` (default: the one it was built with) must be the same model.
+def load_index(path: str | Path, embedder_path: str | None = None, embedder: Embedder | None = None) -> KnowledgeBase:
+    """Load an index folder; ``embedder_path`` (default: the one it was built with; or a loaded ``embedder``) must be the same model.
 
     Raises:
         BiolmError: not an index folder, another format version, or another embedder.
@@ -200,14 +215,16 @@ def load_index(path: str | Path, embedder_path: str | None = None) -> KnowledgeB
         raise BiolmError(f"kb: {path} is not a knowledge base (no manifest.json); build one with biolm rag index docs=... output={path}")
     try:
         manifest = json.loads((path / "manifest.json").read_text())
+        recorded = (manifest["version"], manifest["embedder"]["path"], manifest["embedder"]["name"], manifest["chunking"], manifest["documents"])
         chunks = [Chunk(**json.loads(line)) for line in (path / "chunks.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
         bm25 = bm25s.BM25.load(str(path / "bm25"), show_progress=False)
         dense = faiss.read_index(str(path / "dense.faiss"))
-    except (OSError, ValueError, TypeError, RuntimeError) as err:
+    except (OSError, ValueError, TypeError, KeyError, RuntimeError) as err:
         raise BiolmError(f"kb: {path} is an unreadable knowledge base ({str(err).splitlines()[0][:160]}); rebuild it with biolm rag index") from None
-    if manifest.get("version") != FORMAT_VERSION:
-        raise BiolmError(f"kb: {path} has index format {manifest.get('version')}, this biolm reads {FORMAT_VERSION}; rebuild it with biolm rag index")
-    embedder = Embedder(embedder_path or manifest["embedder"]["path"])
+    if recorded[0] != FORMAT_VERSION:
+        raise BiolmError(f"kb: {path} has index format {recorded[0]}, this biolm reads {FORMAT_VERSION}; rebuild it with biolm rag index")
+    if embedder is None:
+        embedder = Embedder(embedder_path or recorded[1])
     if not same_embedder(manifest["embedder"], embedder.identity()):
         raise BiolmError(f"kb: {path} was built with the embedder {manifest['embedder']['name']} ({manifest['embedder']['path']}); "
                          f"this command uses {embedder.path}: pass embedder.path={manifest['embedder']['path']} or rebuild the index")
@@ -224,13 +241,17 @@ def build_index(documents: list[tuple[str, str]], output: str | Path, embedder_p
         progress: ``progress(total_chunks_to_embed, done)`` after each embedding batch (the CLI's progress bar).
 
     Returns:
-        The loaded index and counts: ``{"added", "changed", "unchanged", "removed": 0, "chunks", "embedded", "seconds"}``.
+        The index and counts: ``{"added", "changed", "unchanged", "kept" (indexed before, not in ``documents``: kept,
+        the index only grows), "documents", "chunks", "embedded", "truncated", "seconds"}``.
 
     Raises:
-        BiolmError: duplicate document ids, an existing index with another embedder or chunking.
+        BiolmError: duplicate document ids, an existing index with another embedder or chunking, an ``output``
+            that exists and is not an index (it is never overwritten).
     """
     started = time.time()
-    output = Path(output)
+    output = Path(output).resolve()
+    if output.exists() and not (output / "manifest.json").exists() and (not output.is_dir() or any(output.iterdir())):
+        raise BiolmError(f"output: {output} exists and is not a knowledge base; pass a new or empty folder (or an index to update)")
     seen: dict[str, str] = {}
     for doc_id, text in documents:
         if doc_id in seen:
@@ -240,32 +261,40 @@ def build_index(documents: list[tuple[str, str]], output: str | Path, embedder_p
     chunking = {"max_words": int(max_words), "overlap_sentences": int(overlap_sentences), "sentences": "biolm.text.corpus.split_text"}
     old: KnowledgeBase | None = None
     if (output / "manifest.json").exists():
-        old = load_index(output, embedder_path)
+        old = load_index(output, embedder=embedder)
         if old.manifest["chunking"] != chunking:
             raise BiolmError(f"output: {output} was chunked with {old.manifest['chunking']}, not {chunking}; pass the same chunk.* or a new output=")
     hashes = {doc_id: text_sha256(text) for doc_id, text in seen.items()}
     known = old.manifest["documents"] if old else {}
-    fresh = [d for d in seen if known.get(d) != hashes[d]]
-    kept_chunks = [c for c in (old.chunks if old else []) if c.doc_id not in set(fresh)]
-    kept_vectors = old.dense.reconstruct_n(0, old.dense.ntotal)[[i for i, c in enumerate(old.chunks) if c.doc_id not in set(fresh)]] if old else None
-    new_chunks = [c for d in fresh for c in chunk_document(d, seen[d], max_words, overlap_sentences)]
+    fresh = {d for d in seen if known.get(d) != hashes[d]}
+    keep = [i for i, c in enumerate(old.chunks) if c.doc_id not in fresh] if old else []
+    kept_chunks = [old.chunks[i] for i in keep] if old else []
+    kept_vectors = old.dense.reconstruct_n(0, old.dense.ntotal)[keep] if old else np.zeros((0, embedder.dim), dtype=np.float32)
+    new_chunks = [c for d in seen if d in fresh for c in chunk_document(d, seen[d], max_words, overlap_sentences)]
     new_vectors = embedder.encode([c.text for c in new_chunks], (lambda done: progress(len(new_chunks), done)) if progress else None)
     chunks = kept_chunks + new_chunks
     if not chunks:
         raise BiolmError("docs: no text to index")
-    vectors = np.concatenate([kept_vectors, new_vectors]) if kept_vectors is not None and len(kept_vectors) else new_vectors
+    truncated = (old.manifest.get("n_truncated", 0) if old else 0) - (embedder.n_truncated([c.text for c in old.chunks if c.doc_id in fresh]) if old else 0)
+    truncated += embedder.n_truncated([c.text for c in new_chunks])
+    if truncated:
+        log.warning("%d of %d chunks are longer than the embedder reads (%s word pieces): their dense vectors see only the beginning; "
+                    "a smaller chunk.max_words avoids it", truncated, len(chunks), getattr(embedder.model, "max_seq_length", "?"))
     manifest = {"version": FORMAT_VERSION, "embedder": embedder.identity(), "chunking": chunking, "documents": {**known, **hashes},
-                "n_chunks": len(chunks), "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    _write_index(output, manifest, chunks, _build_bm25(chunks), _build_faiss(vectors))
+                "n_chunks": len(chunks), "n_truncated": truncated, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    bm25, dense = _build_bm25(chunks), _build_faiss(np.concatenate([kept_vectors, new_vectors]))
+    _write_index(output, manifest, chunks, bm25, dense)
     counts = {"added": sum(d not in known for d in fresh), "changed": sum(d in known for d in fresh), "unchanged": len(seen) - len(fresh),
-              "documents": len(manifest["documents"]), "chunks": len(chunks), "embedded": len(new_chunks), "seconds": time.time() - started}
-    return load_index(output, embedder_path), counts
+              "kept": len(set(known) - set(seen)), "documents": len(manifest["documents"]), "chunks": len(chunks), "embedded": len(new_chunks),
+              "truncated": truncated, "seconds": time.time() - started}
+    return KnowledgeBase(output, manifest, chunks, bm25, dense, embedder), counts
 
 
 def _write_index(output: Path, manifest: dict, chunks: list[Chunk], bm25, dense) -> None:
     """Write the folder beside ``output`` and swap it in (see the module docstring)."""
     import faiss
 
+    output.parent.mkdir(parents=True, exist_ok=True)
     staging = output.with_name(f".{output.name}.writing")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
