@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -130,8 +131,9 @@ def build_generator(cfg: DictConfig) -> Generator | None:
     if kind == "local":
         from biolm.text.llm import load_llm, pretrained_path
 
-        llm = load_llm(run=str(cfg.run)) if cfg.get("run") else load_llm(pretrained=pretrained_path(cfg.model))
-        return LocalGenerator(llm, str(cfg.run or llm.model.name_or_path or "local model"), int(cfg.batch_size))
+        source = str(cfg.run) if cfg.get("run") else pretrained_path(cfg.model)
+        llm = load_llm(run=source) if cfg.get("run") else load_llm(pretrained=source)
+        return LocalGenerator(llm, Path(source).name, int(cfg.batch_size))
     if not cfg.get("base_url") or not cfg.get("model"):
         raise BiolmError("generator=endpoint: set generator.base_url (e.g. http://127.0.0.1:8000/v1) and generator.model")
     key = cfg.get("api_key") or (os.environ.get(str(cfg.api_key_env)) if cfg.get("api_key_env") else None)
