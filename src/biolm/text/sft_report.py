@@ -54,7 +54,7 @@ def write_sft_report(run_dir: Path, metrics: dict, rows: dict[str, list[dict]]) 
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
     lines = [f"# {run_title(run_dir)}", "", f"Instruction tuning: {metrics['steps']} optimiser steps, {metrics['train_minutes']:.1f} min "
-             f"(evaluation included), {metrics['trainable_params']:,} trainable of {metrics['total_params']:,} parameters; "
+             f"(loading, data and training; the test answers not included), {metrics['trainable_params']:,} trainable of {metrics['total_params']:,} parameters; "
              f"best validation loss {metrics['best_val'] if metrics['best_val'] is None else round(metrics['best_val'], 4)} (nats per answer token"
              f"{', at step ' + str(metrics['best_step']) if metrics.get('best_step') is not None else ''}).", ""]
     if "after" in metrics:
