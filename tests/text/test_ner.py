@@ -182,9 +182,17 @@ def test_normalisation_keeps_brackets_that_belong_to_the_name():
 
 
 def test_read_documents_refuses_other_files_and_bad_bytes(tmp_path):
-    (tmp_path / "x.csv").write_text("id,text\n")
+    (tmp_path / "x.xml").write_text("<doc/>\n")
     with pytest.raises(BiolmError, match="unknown kind of file"):
+        read_documents(tmp_path / "x.xml")
+    (tmp_path / "x.csv").write_text("doc_id,text\n")
+    with pytest.raises(BiolmError, match="holds no document"):
         read_documents(tmp_path / "x.csv")
+    (tmp_path / "y.csv").write_text("name,body\na,b\n")
+    with pytest.raises(BiolmError, match="no 'text' column"):
+        read_documents(tmp_path / "y.csv")
+    (tmp_path / "z.csv").write_text('id,doc_id,text\n1,pmid:7,"BRCA1 is lost, again."\n')
+    assert read_documents(tmp_path / "z.csv") == [("pmid:7", "BRCA1 is lost, again.")]  # doc_id wins over a row id
     (tmp_path / "bad.txt").write_bytes(b"caf\xe9\n")
     with pytest.raises(BiolmError, match="not UTF-8"):
         read_documents(tmp_path / "bad.txt")
