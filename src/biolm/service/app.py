@@ -259,6 +259,40 @@ def _add_offline_docs(app: FastAPI) -> None:
         )
 
 
+def plain_app(title: str, description: str) -> FastAPI:
+    """A FastAPI app for the text and literature services: ``app.state.ready`` set by its lifespan, offline
+    ``/docs``, one-line error bodies and ``/healthz`` (the DNA service has its own, with the micro-batcher)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.ready = True
+        yield
+        app.state.ready = False
+
+    app = FastAPI(title=title, version="1", description=description, lifespan=lifespan,
+                  responses={422: {"model": ErrorBody}, 413: {"model": ErrorBody}}, docs_url=None, redoc_url=None)
+    _add_offline_docs(app)
+    _install_error_handlers(app)
+    app.state.ready = False
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def healthz() -> Health:
+        """Liveness: the process answers."""
+        return Health(status="ok")
+
+    return app
+
+
+def add_middleware(app: FastAPI, settings: ServeSettings, cors: bool = True) -> None:
+    """CORS (when ``settings.cors_origins`` is set and ``cors``), the body-size limit and the access log."""
+    if cors and settings.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=[API_KEY_HEADER, "Content-Type"])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+
+
 def api_key_guard(settings: ServeSettings) -> list:
     """Route dependencies that answer 401 unless the ``X-API-Key`` header holds ``settings.api_key`` (none when unset)."""
     key_header = APIKeyHeader(name=API_KEY_HEADER, auto_error=False, description="Required when the server was started with api_key=...")
@@ -384,10 +418,5 @@ def create_app(run: Run | str | Path | None, settings: ServeSettings | None = No
 
         add_rag_routes(app, settings, guarded)
 
-    if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=[API_KEY_HEADER, "Content-Type"])
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)
+    add_middleware(app, settings)
     return app

@@ -11,7 +11,6 @@ the routes join that run's service; without one (``run=null``), `create_rag_app`
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 from fastapi import FastAPI
@@ -81,41 +80,18 @@ def add_rag_routes(app: FastAPI, settings, guarded: list) -> None:
 
 def create_rag_app(settings) -> FastAPI:
     """A service with the knowledge-base routes only (``biolm serve run=null kb=...``)."""
-    from biolm.service.app import _add_offline_docs, _install_error_handlers, api_key_guard
-    from biolm.service.middleware import AccessLogMiddleware, BodyLimitMiddleware
+    from fastapi.responses import JSONResponse
+
+    from biolm.service.app import add_middleware, api_key_guard, plain_app
     from biolm.service.schemas import Health
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.ready = True
-        yield
-        app.state.ready = False
-
-    app = FastAPI(title="biolm literature service", version="1", description=f"Search and cited answers over `{settings.kb}`.",
-                  lifespan=lifespan, docs_url=None, redoc_url=None)
-    _add_offline_docs(app)
-    _install_error_handlers(app)
-    app.state.ready = False
-
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    async def healthz() -> Health:
-        """Liveness: the process answers."""
-        return Health(status="ok")
+    app = plain_app("biolm literature service", f"Search and cited answers over `{settings.kb}`.")
 
     @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {"model": Health}})
     async def readyz():
         """Readiness: the index is loaded (503 while starting or shutting down)."""
-        from fastapi.responses import JSONResponse
-
         return Health(status="ready") if app.state.ready else JSONResponse({"status": "not ready"}, status_code=503)
 
     add_rag_routes(app, settings, api_key_guard(settings))
-    if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        from biolm.service.app import API_KEY_HEADER
-
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"], allow_headers=[API_KEY_HEADER, "Content-Type"])
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)
+    add_middleware(app, settings)
     return app

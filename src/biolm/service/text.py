@@ -15,7 +15,6 @@ Limits: ``max_sequences`` texts per request, ``max_length_bp`` characters per te
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from importlib import resources
 from pathlib import Path
@@ -81,9 +80,8 @@ def _extract_settings(path: str | None) -> tuple[dict[str, list[str]], dict[str,
 
 def create_text_app(run, settings) -> FastAPI:
     """Build the service of an NER run (a loaded `biolm.text.ner.NerRun` or its folder); ``settings`` is a `ServeSettings`."""
-    from biolm.service.app import _add_offline_docs, _install_error_handlers, api_key_guard
-    from biolm.service.middleware import AccessLogMiddleware, BodyLimitMiddleware
-    from biolm.service.schemas import ErrorBody, Health
+    from biolm.service.app import add_middleware, api_key_guard, plain_app
+    from biolm.service.schemas import Health
     from biolm.text.documents import annotate
     from biolm.text.extract import build_record
     from biolm.text.ner import NerRun, load_ner_run
@@ -109,26 +107,12 @@ def create_text_app(run, settings) -> FastAPI:
         with lock:
             return annotate(run.tagger, documents, settings.max_batch)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI):
-        app.state.ready = True
-        yield
-        app.state.ready = False
-
-    app = FastAPI(title="biolm text service", version="1", description=f"Entities and records of the NER run `{run.path.name}`.",
-                  lifespan=lifespan, responses={422: {"model": ErrorBody}, 413: {"model": ErrorBody}}, docs_url=None, redoc_url=None)
-    _add_offline_docs(app)
-    _install_error_handlers(app)
-    app.state.ready = False
+    app = plain_app("biolm text service", f"Entities and records of the NER run `{run.path.name}`.")
     guarded = api_key_guard(settings)
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
         return HTMLResponse(resources.files("biolm.service").joinpath("static/text.html").read_text())
-
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    async def healthz() -> Health:
-        return Health(status="ok")
 
     @app.get("/readyz", response_model=Health, tags=["health"])
     async def readyz() -> Health:
@@ -161,8 +145,7 @@ def create_text_app(run, settings) -> FastAPI:
                    for r in rows]
         return ExtractResponse(model=run.path.name, records=records)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware)
+    add_middleware(app, settings, cors=False)  # the text service has never answered cross-origin requests
     if settings.kb:
         from biolm.service.rag import add_rag_routes
 
