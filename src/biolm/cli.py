@@ -20,33 +20,23 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
+from biolm.composition import CONFIG_SUBDIRS, compose, config_file, group_options  # noqa: F401  (compose: re-exported for callers of biolm.cli)
 from biolm.errors import BiolmError
-from biolm.resources import config_dir, resolve_bundled
+from biolm.resources import config_dir
 
 Handler = Callable[[DictConfig], None]
 
 # `biolm <command>` -> its function, filled by `@command`; each has its config configs/<command>.yaml
 # (words joined by "_"), whose first comment line ``# biolm <command>: <summary>`` is its help text.
 HANDLERS: dict[str, Handler] = {}
-# Commands whose configs live in their own Hydra root under configs/ (own data/, models/, experiment/ groups).
-CONFIG_SUBDIRS: dict[str, str] = {"gp": "gp", "ner": "text", "extract": "text", "llm": "text", "rag": "text", "agent": "text"}
 # Commands whose one bare argument is a sentence: `biolm agent "..."` means `biolm agent task="..."`.
 FREE_TEXT_KEYS: dict[str, str] = {"agent": "task"}
-# One name per concept across commands: an old spelling on the command line is refused, naming the new key.
-RENAMED_KEYS: dict[str, str] = {
-    "data.window.size": "data.window_bp",
-    "data.window.stride": "data.window_stride_bp",
-    "window": "window_bp",
-    "average_rc": "rc_average",
-}
 
 
 def command(handler: Handler) -> Handler:
@@ -55,16 +45,10 @@ def command(handler: Handler) -> Handler:
     return handler
 
 
-def _config_file(command: str) -> Path:
-    """configs/<command>.yaml (words joined by ``_``), under the command's own Hydra root if it has one."""
-    words = command.replace("_", " ").split()
-    return config_dir() / CONFIG_SUBDIRS.get(words[0], "") / f"{'_'.join(words)}.yaml"
-
-
 def _header(command: str) -> list[str]:
     """The comment lines that open the command's config, without their ``#``."""
     try:
-        text = _config_file(command).read_text()
+        text = config_file(command).read_text()
     except (OSError, BiolmError):
         return []
     lines = []
@@ -79,89 +63,6 @@ def _summary(command: str) -> str:
     """The help text of a command: its config's first line, ``# biolm <command>: <summary>``."""
     first, prefix = (_header(command) or [""])[0], f"biolm {command}:"
     return first.removeprefix(prefix).strip().rstrip(".") if first.startswith(prefix) else ""
-
-
-def _group_options(group: str, root: Path | None = None) -> list[str]:
-    folder = (root or config_dir()) / group
-    return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
-
-
-def _composition_error(err: Exception, root: Path | None = None) -> BiolmError:
-    """Turn Hydra's multi-line composition errors into one line that says what is accepted."""
-    text = str(err)
-    missing = re.search(r"Could not (?:find|load) '([^/']+)/([^']+)'", text)
-    if missing:
-        group, name = missing.groups()
-        options = _group_options(group, root)
-        return BiolmError(f"unknown {group} {name!r}; available: {', '.join(options) or '(none)'}")
-    unknown = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
-    if unknown:
-        key = unknown.group(1)
-        return BiolmError(f"unknown config key {key!r}; use '+{key}=...' to add a new key, or see --cfg job for the valid ones")
-    line = " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
-    return BiolmError(f"bad override: {line}")
-
-
-def _refuse_renamed(overrides: list[str]) -> None:
-    """An old spelling of a renamed key (`RENAMED_KEYS`) -> one line naming the new key."""
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key in RENAMED_KEYS:
-            raise BiolmError(f"{key} was renamed {RENAMED_KEYS[key]}")
-
-
-def _implied_overrides(command: str, overrides: list[str]) -> list[str]:
-    """Choices the command line implies, added after it unless it makes them itself:
-
-    - ``model.pretrained=<checkpoint>`` -> ``tokenizer=pretrained`` (the checkpoint's own tokenizer);
-    - ``model=<name>`` -> the ``recommended:`` settings of ``configs/model/<name>.yaml`` (e.g. ``model=cnn`` ->
-      ``tokenizer=char``: the one-hot CNN reads single bases).
-
-    Only for commands whose config has the group (``tokenizer``, ``model``) in its defaults. What was
-    added shows in ``--cfg job`` and in the run's ``config.yaml``.
-    """
-    keys = {item.split("=", 1)[0].lstrip("+~"): item.partition("=")[2] for item in overrides}
-    try:
-        defaults = OmegaConf.load(_config_file(command)).get("defaults") or []
-    except (OSError, OmegaConfBaseException):
-        return overrides
-    groups = {key for item in defaults if isinstance(item, DictConfig) for key in item}
-    implied: dict[str, str] = {}
-    if keys.get("model.pretrained", "null") not in ("", "null"):
-        implied["tokenizer"] = "pretrained"
-    elif keys.get("model") and "model" in groups:
-        model_file = _config_file(command).parent / "model" / f"{keys['model']}.yaml"
-        try:
-            recommended = OmegaConf.load(model_file).get("recommended") if model_file.is_file() else None
-        except OmegaConfBaseException:
-            recommended = None  # the composition names the broken file
-        implied.update({str(key): str(value) for key, value in (recommended or {}).items()})
-    added = [f"{key}={value}" for key, value in implied.items() if key not in keys and (key.split(".")[0] in groups or "." in key)]
-    return [*overrides, *added]
-
-
-def compose(command: str, overrides: list[str]) -> DictConfig:
-    """Compose ``configs/<command>.yaml`` with Hydra overrides (``key=value``); ``${bundled:...}`` paths are resolved.
-
-    Raises:
-        BiolmError: an override names an unknown or renamed key, or the config does not compose.
-    """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.errors import HydraException
-
-    _refuse_renamed(overrides)
-    overrides = _implied_overrides(command, overrides)
-    GlobalHydra.instance().clear()
-    root = _config_file(command).parent
-    try:
-        with initialize_config_dir(config_dir=str(root), version_base=None):
-            cfg = hydra_compose(config_name=command, overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as err:
-        raise _composition_error(err, root) from None
-    resolve_bundled(cfg)
-    return cfg
 
 
 def _setup_logging() -> None:
@@ -495,8 +396,12 @@ def cmd_gp_predict(cfg: DictConfig) -> None:
 
 
 import biolm.cli_agent  # noqa: E402, F401
+import biolm.cli_benchmark  # noqa: E402, F401
+import biolm.cli_embed  # noqa: E402, F401
+import biolm.cli_interpret  # noqa: E402, F401
 import biolm.cli_llm  # noqa: E402, F401
 import biolm.cli_rag  # noqa: E402, F401
+import biolm.cli_sweep  # noqa: E402, F401
 import biolm.cli_text  # noqa: E402, F401  (registers the text commands; it needs `command` defined above)
 
 
@@ -507,12 +412,12 @@ def _usage() -> str:
     try:
         groups = sorted(p.name for p in config_dir().iterdir() if p.is_dir() and p.name not in CONFIG_SUBDIRS.values())
         lines += ["", "config groups (choose with group=name):"]
-        lines += [f"  {g:<10} {', '.join(_group_options(g))}" for g in groups]
+        lines += [f"  {g:<10} {', '.join(group_options(g))}" for g in groups]
         for sub in dict.fromkeys(CONFIG_SUBDIRS.values()):
             root = config_dir() / sub
             commands = " / ".join(f"biolm {c} ..." for c, s in CONFIG_SUBDIRS.items() if s == sub)
             lines += ["", f"config groups of '{commands}' (configs/{sub}/):"]
-            lines += [f"  {g:<10} {', '.join(_group_options(g, root))}" for g in sorted(p.name for p in root.iterdir() if p.is_dir())]
+            lines += [f"  {g:<10} {', '.join(group_options(g, root))}" for g in sorted(p.name for p in root.iterdir() if p.is_dir())]
     except BiolmError:
         pass
     lines += ["", "examples:", "  biolm finetune experiment=demo_prom300", "  biolm predict run=runs/demo_bert input=seqs.fa output=preds.csv"]

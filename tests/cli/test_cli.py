@@ -16,7 +16,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from biolm import api
-from biolm.cli import CONFIG_SUBDIRS, HANDLERS, RENAMED_KEYS, main
+from biolm.cli import HANDLERS, main
+from biolm.composition import CONFIG_SUBDIRS, RENAMED_KEYS
 from biolm.resources import config_dir
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from omegaconf import OmegaConf
 
 from biolm import api
-from biolm.cli import config_dir, main
+from biolm.cli import main
+from biolm.resources import config_dir
 from biolm.service import ServeSettings, create_app
 
 

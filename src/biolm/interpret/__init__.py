@@ -1,0 +1,1 @@
+"""Looking inside a trained run: per-base attributions, motifs from them, and sequence logos."""
