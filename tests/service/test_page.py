@@ -1,9 +1,10 @@
 """The web page in a real browser: headless Chromium (Debian's package) loads it, submits two
 sequences, and the result table and the CSV download hold the API's predictions; /docs renders
-from local files."""
+from local files; Load example, Predict and the method switch draw the per-base attribution track."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import threading
@@ -92,3 +93,41 @@ def test_page_predicts_two_sequences(live_url, loaded_run, tiny_task, tmp_path):
     downloaded = pd.read_csv(csv_path, dtype={"prediction": str})
     assert downloaded["id"].tolist() == ["first", "second"]
     assert downloaded["prob_1"].tolist() == pytest.approx(expected["prob_1"].tolist(), abs=1e-6)
+
+
+def test_load_example_predict_and_the_attribution_track(live_url, served_run, loaded_run, tmp_path):
+    pytest.importorskip("captum", reason="saliency needs captum (pip install 'biolm[analysis]')")
+    from biolm.service.attribution import example_sequence
+
+    example = example_sequence(loaded_run, ServeSettings())
+    expected = api.predict(loaded_run, [example], ids=["example"])
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            user_data_dir=str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.goto(live_url + "/")
+            page.wait_for_selector("#example:not([disabled])", timeout=20_000)
+            metrics = page.locator("#metrics tbody tr td:first-child").all_inner_texts()
+            page.click("#example")
+            assert page.input_value("#input") == f">example\n{example}\n"
+            page.click("#submit")
+            page.wait_for_selector("#track .b", timeout=20_000)
+            rows = [row.locator("td").all_inner_texts() for row in page.locator("#results tbody tr").all()]
+            bases = "".join(page.locator("#track .b").all_inner_texts())
+            titles = page.locator("#track .b").evaluate_all("cells => cells.map((c) => c.title)")
+            outlined = "".join(page.locator("#track .b.top").all_inner_texts())
+            saliency = page.inner_text("#attr-summary")
+            page.check('input[name="method"][value="ism"]')
+            page.wait_for_function("document.getElementById('attr-summary').textContent.startsWith('ISM')", timeout=30_000)
+            ism_cells = page.locator("#track .b").count()
+        finally:
+            browser.close()
+    assert metrics == list(json.loads((served_run / "test_metrics.json").read_text()))
+    assert [r[:2] for r in rows] == [["example", str(expected["prediction"][0])]]
+    assert float(rows[0][3]) == pytest.approx(expected["prob_1"][0], abs=1e-4)
+    assert bases == example and len(titles) == len(example) == ism_cells
+    assert titles[0].startswith(f"position 1: {example[0]}, score ")
+    assert len(outlined) == 10 and outlined in example and f"({outlined})" in saliency
+    assert saliency.startswith("Saliency scores of example") and "top 10 bp window is positions" in saliency

@@ -4,6 +4,7 @@ Routes (JSON in and out; see /docs for the OpenAPI schema):
 
     GET  /                   a small self-contained page (paste or upload FASTA, table, CSV download)
     POST /v1/predict         {"sequences": [...], "ids": [...]?} -> one prediction per sequence
+    POST /v1/attribute       {"sequence": ..., "method": "saliency"|"ism"} -> its prediction and per-base scores
     POST /v1/variants/score  variant effect scores (when biolm.variants is installed and reference= is set)
     GET  /v1/model           model card: task, labels, test metrics, tokenizer, input window, limits
     GET  /healthz, /readyz   liveness; readiness (503 while starting or shutting down)
@@ -161,8 +162,8 @@ def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[tuple[
     return [(str(value), row) for value, row in zip(predictions, probabilities)]
 
 
-def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:
-    """The model card of a loaded run."""
+def model_card(run: Run, settings: ServeSettings, variants: bool, example: str | None = None) -> ModelCard:
+    """The model card of a loaded run (``example``: the sequence the page's Load example fills in)."""
     metrics_path = run.path / "test_metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     # an undefined metric is null; older runs wrote NaN, which a JSON answer cannot carry
@@ -196,6 +197,7 @@ def model_card(run: Run, settings: ServeSettings, variants: bool) -> ModelCard:
         model=model,
         limits=limits,
         variants=variants,
+        example=example,
     )
 
 
@@ -377,6 +379,9 @@ def create_app(run: Run | str | Path | None, settings: ServeSettings | None = No
     _install_error_handlers(app)
 
     guarded = api_key_guard(settings)
+    from biolm.service.attribution import add_attribution_route, example_sequence
+
+    example = example_sequence(run, settings)  # once: it may read the run's test file
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -397,7 +402,7 @@ def create_app(run: Run | str | Path | None, settings: ServeSettings | None = No
     @app.get("/v1/model", response_model=ModelCard, dependencies=guarded, tags=["model"])
     async def card() -> ModelCard:
         """The served run: task, labels, test metrics, tokenizer, input window and request limits."""
-        return model_card(run, settings, variants)
+        return model_card(run, settings, variants, example)
 
     @app.post("/v1/predict", response_model=PredictResponse, dependencies=guarded, tags=["predict"], responses={401: {"model": ErrorBody}})
     async def predict(body: PredictRequest) -> PredictResponse:
@@ -409,6 +414,7 @@ def create_app(run: Run | str | Path | None, settings: ServeSettings | None = No
         predictions = [Prediction(id=seq_id, prediction=value, probabilities=probs) for seq_id, (value, probs) in zip(ids, rows)]
         return PredictResponse(model=run.path.name, task=run.labels.task, labels=list(run.labels.classes), predictions=predictions)
 
+    add_attribution_route(app, run, settings, guarded)
     if variants:
         from biolm.service.variants import add_variant_route
 

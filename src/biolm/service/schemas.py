@@ -7,7 +7,7 @@ sequence index; the schema itself only fixes the shapes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +56,7 @@ class ModelCard(BaseModel):
     model: dict[str, Any] = Field(description="Architecture (_target_) and parameter count.")
     limits: dict[str, Any] = Field(description="Request limits of this server.")
     variants: bool = Field(description="Whether /v1/variants/score is served.")
+    example: str | None = Field(default=None, description="A sequence to try (the page's Load example): the run's first test, val or train row, cut to fit /v1/attribute.")
 
 
 class Health(BaseModel):
@@ -69,3 +70,42 @@ class ErrorBody(BaseModel):
 
     detail: str
     errors: list[dict[str, Any]] | None = None
+
+
+class AttributeRequest(BaseModel):
+    """One sequence to predict and explain base by base."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sequence: str = Field(description="One nucleotide sequence (as in /v1/predict); it must fit the model whole.", examples=["TATAAAAGGCGCGCCTATAAAAGCC"])
+    id: str = Field(default="seq0", description="An id echoed in the answer.")
+    method: Literal["saliency", "ism"] = Field(
+        default="saliency",
+        description="saliency: gradient x input, one backward pass (fast). ism: in-silico mutagenesis, 3 forward passes per base (exact; longer sequences are refused with a 422 naming the limit, ISM_MAX_BP of biolm.service.attribution).",
+    )
+    target: str | None = Field(default=None, description="The class to explain (default: the positive class, or the top class of a multiclass run).")
+    window_bp: int = Field(default=10, ge=1, le=10_000, description="Width of the reported top window (bases).")
+
+
+class TopWindow(BaseModel):
+    """The window of largest summed score (0-based, half-open)."""
+
+    start: int
+    end: int
+    score: float = Field(description="Summed score of the window's bases.")
+    sequence: str
+
+
+class AttributionResponse(BaseModel):
+    """A prediction and the per-base scores it rests on."""
+
+    model: str = Field(description="Name of the served run.")
+    id: str
+    prediction: Prediction = Field(description="What /v1/predict answers for this sequence.")
+    method: str
+    baseline: str | None = Field(description="The baseline of a gradient method (None for saliency and ism).")
+    target: str = Field(description="The class (or the task name, regression) whose output is explained.")
+    output: float = Field(description="The explained output: the target's logit (value for regression) on the whole sequence.")
+    sequence: str = Field(description="The normalised sequence; scores[i] belongs to sequence[i].")
+    scores: list[float] = Field(description="One score per base: positive pushes the output up, negative down.")
+    top_window: TopWindow

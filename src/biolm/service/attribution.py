@@ -1,0 +1,130 @@
+"""``POST /v1/attribute``: one sequence's prediction and the per-base scores it rests on.
+
+In: ``{"sequence": "ACGT...", "method": "saliency" | "ism", "target": null, "window_bp": 10}``.
+Out: the prediction `/v1/predict` gives for that sequence (same path: the micro-batcher), and from
+`biolm.interpret.attribute` the explained ``output`` (the target's logit, or the value), one score per
+base of the normalised ``sequence`` (``scores[i]`` belongs to ``sequence[i]``; positive pushes the
+output up) and the ``window_bp`` window of largest summed score.
+
+``saliency`` (gradient x input) costs one backward pass; ``ism`` mutates every base to each other
+letter, 3 L forward passes, so it is refused above `ISM_MAX_BP` bases. Both need the sequence to fit
+the model whole: the prediction follows the run's windowing and ``rc_average`` as /v1/predict does,
+the scores explain the forward strand read in one pass. The work runs on the batcher's inference
+thread, between prediction batches, so it never runs concurrently with predictions. Mistakes (bad
+letters, too long, a class the run does not have) are `BiolmError`, answered 422 with one line.
+
+`example_sequence` picks the model card's ``example`` (the page's "Load example") once at startup.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException
+
+from biolm.data.io import SequenceRecords, read_records
+from biolm.errors import BiolmError
+from biolm.interpret.attributions import attribute
+from biolm.runs import Run
+from biolm.service.app import check_sequences
+from biolm.service.schemas import AttributeRequest, AttributionResponse, ErrorBody, Prediction, PredictRequest, TopWindow
+
+log = logging.getLogger(__name__)
+
+# ISM scores 3 mutants per base: 512 bp is 1,536 forward passes, seconds on a CPU for a small model.
+ISM_MAX_BP = 512
+# The example is read from the run's data files at startup; a larger file is not read for one row.
+EXAMPLE_FILE_MAX_BYTES = 64_000_000
+# When the run names no readable data file: a TATA-box promoter fragment.
+FALLBACK_EXAMPLE = "GGCCTATAAAAGGGCGCTCAGCGCGCCGAGTCCAGCTCGTGCGCAGTCGCGAGCTGCGTCCA"
+
+
+def _fits(run: Run, sequence: str) -> bool:
+    """Whether ``sequence`` is at least min_length_bp and fits the model whole."""
+    tokenizer = run.tokenizer
+    if tokenizer.too_short([sequence]):
+        return False
+    return run.max_tokens is None or len(tokenizer.encode(sequence)) <= run.max_tokens
+
+
+def example_sequence(run: Run, settings) -> str | None:
+    """A sequence to try: the first row of the run's ``data.test`` (else ``data.val``, ``data.train``), else
+    `FALLBACK_EXAMPLE`; cut to at most `ISM_MAX_BP` and ``max_length_bp`` bases and to what the model reads
+    whole, so /v1/predict and both /v1/attribute methods accept it. None when nothing fits the run's alphabet."""
+    data = run.cfg.get("data") or {}
+    candidates = []
+    for key in ("test", "val", "train"):
+        path = data.get(key)
+        if not path or not Path(str(path)).is_file() or Path(str(path)).stat().st_size > EXAMPLE_FILE_MAX_BYTES:
+            continue
+        try:
+            records = read_records(str(path), field_name=f"data.{key}", sequence_column=data.get("sequence_column") or "sequence", label_column=None)
+        except (BiolmError, OSError) as err:
+            log.debug("no example from data.%s: %s", key, err)
+            continue
+        candidates.extend(records.sequences[:1])
+    candidates.append(FALLBACK_EXAMPLE)
+    for raw in candidates:
+        try:
+            sequence = run.tokenizer.alphabet.normalize([raw], run.tokenizer.invalid)[0][: min(ISM_MAX_BP, settings.max_length_bp)]
+        except BiolmError:
+            continue
+        while len(sequence) > 1 and not _fits(run, sequence):  # too many tokens: drop bases from the end
+            sequence = sequence[: max(1, len(sequence) * 9 // 10)]
+        if _fits(run, sequence):
+            return sequence
+    return None
+
+
+def add_attribution_route(app: FastAPI, run: Run, settings, dependencies: list) -> None:
+    """Register ``POST /v1/attribute`` on ``app`` (after ``app.state.batcher`` is set)."""
+    batcher = app.state.batcher
+
+    @app.post(
+        "/v1/attribute",
+        response_model=AttributionResponse,
+        dependencies=dependencies,
+        tags=["predict"],
+        responses={401: {"model": ErrorBody}},
+    )
+    async def attribute_one(body: AttributeRequest) -> AttributionResponse:
+        """Predict one sequence and score each of its bases (saliency: fast; ism: exact, up to ISM_MAX_BP bases)."""
+        try:
+            (sequence,), _ = check_sequences(PredictRequest(sequences=[body.sequence]), run, settings)
+        except BiolmError as err:  # the shared check names "sequences[0]"; this body has one "sequence"
+            raise BiolmError(str(err).replace("sequences[0]", "sequence", 1)) from None
+        if body.method == "ism" and len(sequence) > ISM_MAX_BP:
+            raise BiolmError(
+                f"sequence: {len(sequence)} bp; method=ism scores 3 mutants per base and accepts at most {ISM_MAX_BP} bp "
+                "(ISM_MAX_BP); use method=saliency or a shorter sequence"
+            )
+        n_tokens, limit = len(run.tokenizer.encode(sequence)), run.max_tokens
+        if limit is not None and n_tokens > limit:
+            raise BiolmError(
+                f"sequence: {len(sequence)} bp is {n_tokens} tokens; the model reads at most {limit} tokens at once "
+                "and attributions explain the whole sequence; send a shorter one (window.max_bp in /v1/model)"
+            )
+        if not batcher.running:
+            raise HTTPException(status_code=503, detail="the service is starting or shutting down; retry shortly")
+        [(value, probabilities)] = await batcher.submit([sequence])
+        records = SequenceRecords("sequence", [body.id], [sequence], None, [0], "index")
+
+        def work():
+            return attribute(run, records, method=body.method, target=body.target, batch_size=settings.max_batch)
+
+        explained = await batcher.run_exclusive(work)
+        scores = explained.scores[0]
+        start, end = (int(x) for x in explained.top_windows(body.window_bp)[0])
+        return AttributionResponse(
+            model=run.path.name,
+            id=body.id,
+            prediction=Prediction(id=body.id, prediction=value, probabilities=probabilities),
+            method=explained.method,
+            baseline=explained.baseline,
+            target=explained.target[0],
+            output=float(explained.output[0]),
+            sequence=explained.sequences[0],
+            scores=[float(s) for s in scores],
+            top_window=TopWindow(start=start, end=end, score=float(scores[start:end].sum()), sequence=explained.sequences[0][start:end]),
+        )
