@@ -10,16 +10,21 @@ the end of `finetune`, so the three can never disagree.
 
 from __future__ import annotations
 
+from biolm.benchmark import SuiteResults, plan_suite, run_suite
 from biolm.catalog import model_catalog
+from biolm.embeddings import EmbeddingModel, check_color_by, embed, input_columns, load_pretrained_trunk, load_run_trunk, plot_embeddings
 from biolm.evaluation import compare_runs, compute_metrics, evaluate
 from biolm.export import export_run
 from biolm.finetuning import finetune, merge_adapter
 from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
+from biolm.interpret.attributions import Attributions, attribute, load_attributions, write_attributions
+from biolm.interpret.motifs import Motifs, find_motifs, match_known, motif_table, write_motifs
 from biolm.models.causal_lm import prepare_tokenizer
 from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer
 from biolm.resources import register_resolvers
 from biolm.runs import Run, load_pretrained_language_model, load_run
+from biolm.sweep import SweepResult, run_sweep
 from biolm.text.agent import run_agent
 from biolm.text.answers import RecordSchema, parse_answer, schema_for
 from biolm.text.corpus import read_corpus
@@ -52,6 +57,15 @@ from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, va
 register_resolvers()  # configs composed or loaded by API users may name ${bundled:...} files
 
 __all__ = [
+    "Attributions",
+    "attribute",
+    "load_attributions",
+    "write_attributions",
+    "Motifs",
+    "find_motifs",
+    "match_known",
+    "motif_table",
+    "write_motifs",
     "LlmRun",
     "build_index",
     "evaluate_answers",
@@ -96,12 +110,24 @@ __all__ = [
     "read_documents",
     "score_extraction",
     "compare_runs",
+    "run_suite",
+    "plan_suite",
+    "SuiteResults",
     "compute_metrics",
+    "EmbeddingModel",
+    "check_color_by",
+    "embed",
+    "input_columns",
+    "load_pretrained_trunk",
+    "load_run_trunk",
+    "plot_embeddings",
     "evaluate",
     "export_run",
     "filter_vcf",
     "finetune",
     "fit",
+    "run_sweep",
+    "SweepResult",
     "gp_cross_validate",
     "gp_fit",
     "gp_predict",

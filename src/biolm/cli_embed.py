@@ -1,1 +1,55 @@
-"""(being written)"""
+"""``biolm embed``: sequence embeddings of a run or a public checkpoint (configs/embed.yaml), registered on `biolm.cli`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from biolm.cli import _required, command
+from biolm.errors import BiolmError
+
+log = logging.getLogger(__name__)
+
+
+def _embedding_model(cfg: DictConfig):
+    """``run=`` (a run folder) or ``model.pretrained=`` (a checkpoint, with the ``tokenizer`` config), not both."""
+    from biolm import api
+
+    pretrained = OmegaConf.select(cfg, "model.pretrained")
+    if not pretrained:
+        return api.load_run_trunk(_required(cfg, "run", "pass run=runs/<name> (or model.pretrained=<checkpoint folder>)"))
+    if cfg.get("run"):
+        raise BiolmError(f"run={cfg.run} and model.pretrained={pretrained}: pass one of them")
+    return api.load_pretrained_trunk(pretrained, cfg.get("tokenizer"))
+
+
+@command
+def cmd_embed(cfg: DictConfig) -> None:
+    from biolm import api
+    from biolm.data.io import read_records, write_table
+
+    source = _required(cfg, "input", "pass input=seqs.fasta (or .csv/.tsv/.parquet, or - for stdin)")
+    output = _required(cfg, "output", "pass output=embeddings.parquet")
+    methods = {None: [], "pca": ["pca"], "umap": ["umap"], "both": ["pca", "umap"]}.get(cfg.get("plot"))
+    if methods is None:
+        raise BiolmError(f"plot={cfg.plot}: accepted: pca, umap, both (or null for no map)")
+    if output == "-" and methods:
+        raise BiolmError("plot: the map is written beside output=; pass output=<file>.parquet")
+    sequence_column, id_column = str(cfg.sequence_column), cfg.get("id_column")
+    records = read_records(source, field_name="input", sequence_column=sequence_column, label_column=None, id_column=id_column)
+    model = _embedding_model(cfg)
+    frame = api.embed(model, records, layer=int(cfg.layer), pooling=str(cfg.pooling), batch_size=int(cfg.batch_size),
+                      columns=api.input_columns(source, sequence_column, id_column))
+    if methods and cfg.get("color_by"):
+        api.check_color_by(frame, str(cfg.color_by))  # before anything is written
+    write_table(frame, output)
+    if output != "-":
+        width = sum(str(c).startswith("emb_") for c in frame.columns)
+        what = f"{len(frame)} token embeddings of {len(records)} sequences" if cfg.pooling == "none" else f"{len(frame)} embeddings"
+        log.info("%s (%d dims, layer %s, pooling %s) written to %s", what, width, cfg.layer, cfg.pooling, output)
+    stem = Path(output.removesuffix(".gz")).with_suffix("")  # emb.parquet -> emb.pca.png beside it
+    for method in methods:
+        path = api.plot_embeddings(frame, stem.with_name(f"{stem.name}.{method}.png"), method, cfg.get("color_by"))
+        log.info("%s map written to %s", method.upper(), path)

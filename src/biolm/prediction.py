@@ -35,7 +35,7 @@ from biolm.runs import Run, load_run
 
 
 @torch.inference_mode()
-def _logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
+def batch_logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
     """Forward passes in length-sorted batches (little padding); output in input order."""
     collate = Collator(run.tokenizer.pad_id)
     device = next(run.model.parameters()).device  # CPU unless the caller moved the model (e.g. to a GPU)
@@ -97,11 +97,11 @@ def predict_values(
     for strand in strands:
         if window is None:
             strand_tokens = tokens if (tokens is not None and len(strands) == 1) else tokenize_records(run.tokenizer, strand, run.max_tokens)
-            per_strand.append(run.objective.activation(_logits(run, strand_tokens, batch_size)).numpy())
+            per_strand.append(run.objective.activation(batch_logits(run, strand_tokens, batch_size)).numpy())
             continue
         windows = split_into_windows(strand, *window)
         window_tokens = tokenize_records(run.tokenizer, windows.records, run.max_tokens)
-        values = run.objective.activation(_logits(run, window_tokens, batch_size)).numpy()
+        values = run.objective.activation(batch_logits(run, window_tokens, batch_size)).numpy()
         per_strand.append(aggregate_windows(values, windows.owner, windows.length_bp, windows.n_sequences, how))
     return np.mean(per_strand, axis=0).astype(np.float32)
 

@@ -89,8 +89,12 @@ def recipe_for(cfg: DictConfig) -> Recipe:
     return recipe_cls()
 
 
-def fit(cfg: DictConfig) -> Path:
+def fit(cfg: DictConfig, callbacks: tuple[L.Callback, ...] = ()) -> Path:
     """Train as ``cfg`` says and return the run folder (see the module docstring).
+
+    Args:
+        cfg: the composed config of a training command.
+        callbacks: Lightning callbacks added after the recipe's own (a sweep's pruning callback).
 
     Raises:
         BiolmError: a user error anywhere in the configuration or the data (one line).
@@ -100,7 +104,7 @@ def fit(cfg: DictConfig) -> Path:
     recipe = recipe_for(cfg)
     job = recipe.prepare(cfg)
     with quiet_lightning_warnings():
-        trainer = build_trainer(cfg, job.folder, job.callbacks, job.early_stopping, job.patience_from_epoch)
+        trainer = build_trainer(cfg, job.folder, [*job.callbacks, *callbacks], job.early_stopping, job.patience_from_epoch)
         fit_run(trainer, job.task, job.datamodule, job.folder, job.resume_from, job.resume_hint)
     if not trainer.is_global_zero:
         return job.final

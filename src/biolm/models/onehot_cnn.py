@@ -29,6 +29,21 @@ from biolm.errors import BiolmError
 from biolm.models.config import config_from_kwargs
 
 
+class OneHot(nn.Module):
+    """`(B, L)` ids + `(B, L)` mask -> `(B, L, V)` float one-hot, zero at pad positions.
+
+    A module (not a function) so that attribution methods can hook the input representation
+    (`OneHotCnn.token_embedding`), as they hook an `nn.Embedding` in the other trunks.
+    """
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.vocab_size = vocab_size
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+        return F.one_hot(input_ids, self.vocab_size).float() * attention_mask[..., None].float()
+
+
 @dataclass
 class OneHotCnnConfig:
     """Shape of a `OneHotCnn`.
@@ -63,12 +78,15 @@ class ConvPoolBlock(nn.Module):
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.norm = nn.BatchNorm1d(out_channels) if batch_norm else nn.Identity()
         self.pool_size = pool_size
+        # modules rather than F.relu / F.max_pool1d, so that DeepLIFT (biolm interpret) finds its rules for them
+        self.act = nn.ReLU()
+        self.pool = nn.MaxPool1d(pool_size, ceil_mode=True)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, keep: Tensor) -> tuple[Tensor, Tensor]:
-        h = F.relu(self.norm(self.conv(x * keep))) * keep  # (B, C_out, L); pads zeroed before the convolution and the pooling
+        h = self.act(self.norm(self.conv(x * keep))) * keep  # (B, C_out, L); pads zeroed before the convolution and the pooling
         if self.pool_size > 1:
-            h = F.max_pool1d(h, self.pool_size, ceil_mode=True)
+            h = self.pool(h)
             keep = F.max_pool1d(keep, self.pool_size, ceil_mode=True)  # a window with any real token is real
         return self.dropout(h * keep), keep
 
@@ -88,6 +106,7 @@ class OneHotCnn(nn.Module):
         c = self.config
         self.vocab_size = vocab_size
         self.pad_token_id = pad_token_id
+        self.token_embedding = OneHot(vocab_size)  # the per-token input representation (no weights)
         widths = [vocab_size] + [c.channels] * len(c.kernel_sizes)
         self.blocks = nn.ModuleList(
             ConvPoolBlock(widths[i], widths[i + 1], k, c.pool_size, c.dropout, c.batch_norm) for i, k in enumerate(c.kernel_sizes)
@@ -110,8 +129,7 @@ class OneHotCnn(nn.Module):
 
     def one_hot(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """``(B, V, L)`` float one-hot of the ids, zero at pad positions (the first block's input)."""
-        x = F.one_hot(input_ids, self.vocab_size).float() * attention_mask[..., None].float()  # (B, L, V)
-        return x.transpose(1, 2)
+        return self.token_embedding(input_ids, attention_mask).transpose(1, 2)  # (B, L, V) -> (B, V, L)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         """Encode a batch.

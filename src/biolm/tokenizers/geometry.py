@@ -15,7 +15,8 @@ count in the normalised sequence (surrounding whitespace stripped). Special toke
 Out: `tokens_overlapping` (the token range covering a base range, e.g. the tokens to mask for a
 variant), `centre_bases` and `labels_at_centres` (per-base labels -> per-token labels: a token takes
 the label of its centre base ``start + (end - start - 1) // 2``, the left one of the two middle
-bases when it has an even number).
+bases when it has an even number), and `base_scores` (per-token scores -> per-base scores, e.g.
+attributions: each token's score is shared evenly among its bases).
 """
 
 from __future__ import annotations
@@ -90,3 +91,39 @@ def labels_at_centres(spans: np.ndarray, base_labels: np.ndarray, ignore_index: 
     out = np.full(len(spans), ignore_index, dtype=np.result_type(base_labels.dtype, np.min_scalar_type(ignore_index)))
     out[real] = base_labels[centres[real]]
     return out
+
+
+def base_scores(spans: np.ndarray, token_scores: np.ndarray, length_bp: int) -> np.ndarray:
+    """Per-token scores -> per-base scores: each token's score is shared evenly among the bases it spans.
+
+    A base's score is the sum, over the tokens holding it, of ``score / (end - start)``; so a char
+    token's score goes to its base, a k-mer's is split k ways (and a base inside k overlapping k-mers
+    collects k shares), a BPE token's is split over its run of bases. The total is conserved: the
+    per-base scores sum to the scores of the non-special tokens. Special tokens (empty spans) and
+    bases in no token (a truncated tail, the uncovered end of a strided k-mer) get nothing.
+
+    Args:
+        spans: ``(n_tokens, 2)`` token spans (see the module docstring).
+        token_scores: ``(n_tokens,)`` or ``(n_tokens, C)`` scores, row ``t`` for token ``t``.
+        length_bp: bases in the sequence.
+
+    Returns:
+        ``(length_bp,)`` or ``(length_bp, C)`` float64 per-base scores.
+
+    Raises:
+        BiolmError: the two arrays differ in length, or a token reaches past ``length_bp``.
+    """
+    token_scores = np.asarray(token_scores, dtype=np.float64)
+    if len(token_scores) != len(spans):
+        raise BiolmError(f"token scores: {len(token_scores)} scores for {len(spans)} tokens")
+    real = spans[:, 1] > spans[:, 0]
+    if real.any() and spans[real, 1].max() > length_bp:
+        raise BiolmError(f"token scores: the tokens cover {int(spans[real, 1].max())} bases, the sequence has {length_bp}")
+    starts, ends = spans[real, 0], spans[real, 1]
+    width = ends - starts  # (n_real,)
+    shares = token_scores[real] / width.reshape((-1,) + (1,) * (token_scores.ndim - 1))
+    # a difference array: +share at each start, -share at each end, then a running sum over bases
+    delta = np.zeros((length_bp + 1,) + token_scores.shape[1:], dtype=np.float64)
+    np.add.at(delta, starts, shares)
+    np.add.at(delta, ends, -shares)
+    return np.cumsum(delta, axis=0)[:length_bp]
