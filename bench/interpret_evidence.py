@@ -5,12 +5,14 @@
    attribution method: the share of positive test sequences whose top 10 bp window overlaps the site,
    and the motif ``biolm motifs`` finds with its Tomtom match in a three-motif file.
 2. TATA (``--run``, a prom_300_tata run such as ``make demo``'s runs/demo_prom300_bert): positives of
-   the bundled test split. A TATA-like match is the regex ``TATA[AT]A[AT]`` (the TBP consensus
-   TATAWAW); for each method: the share of positives with a match whose top window overlaps one,
+   the bundled test split. A TATA-like match is the TBP consensus TATAWAW, exact or with one
+   mismatch; for each method: the share of positives with a match whose top window overlaps one,
    against the share expected if the top window sat at a random place, the offset of the attribution
-   peak from the nearest match, and the share of attribution mass within +-10 bp of a match.
+   peak from the nearest match, the share of positive attribution mass within +-10 bp of a match, and
+   the median positions of attribution peaks and of matches (the TSS is near position 250).
 
 Usage: python bench/interpret_evidence.py [--run runs/demo_prom300_bert] [--methods ism,integrated_gradients,...] [--out runs/interpret_evidence]
+       [--skip-synthetic] [--reuse]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from biolm.api import attribute, find_motifs, load_run, match_known, motif_table, write_attributions, write_motifs
+from biolm.api import attribute, find_motifs, load_attributions, load_run, match_known, motif_table, write_attributions, write_motifs
 from biolm.cli import main as biolm
 from biolm.data.io import read_records
 from biolm.resources import bundled_path
@@ -32,6 +34,7 @@ from biolm.resources import bundled_path
 MOTIF = "GGGACTTTCC"
 KNOWN = Path(__file__).resolve().parents[1] / "tests" / "interpret" / "data" / "known_motifs.meme"
 TATA = re.compile(r"(?=TATA[AT]A[AT])")
+TATA_CONSENSUS = "TATAWAW"  # W = A or T
 
 
 def synthetic(folder: Path, rng: np.random.Generator, n: int, length: int = 80) -> list[int]:
@@ -77,17 +80,26 @@ def run_synthetic(out: Path, methods: list[str]) -> None:
         print(f"synthetic {method:22s} top window on the site: {hit:.1%} of {len(positives)} positives | {time.perf_counter() - t0:.0f} s | motif 1: {best}")
 
 
-def tata_profile(found, window_bp: int = 10) -> dict:
+def tata_sites(seq: str, mismatches: int) -> list[int]:
+    """Starts of TATAWAW matches with at most ``mismatches`` mismatches."""
+    allowed = [{"T"}, {"A"}, {"T"}, {"A"}, {"A", "T"}, {"A"}, {"A", "T"}]
+    if mismatches == 0:
+        return [m.start() for m in TATA.finditer(seq)]
+    return [i for i in range(len(seq) - 6) if sum(seq[i + j] not in allowed[j] for j in range(7)) <= mismatches]
+
+
+def tata_profile(found, window_bp: int = 10, mismatches: int = 0) -> dict:
     top = found.top_windows(window_bp)
     with_match = hits = expected = near_mass = total_mass = 0
-    offsets = []
+    offsets, site_positions = [], []
     for seq, scores, (a, b) in zip(found.sequences, found.scores, top):
-        sites = [m.start() for m in TATA.finditer(seq)]
+        sites = tata_sites(seq, mismatches)
         positive = np.clip(scores, 0, None)
         total_mass += positive.sum()
         if not sites:
             continue
         with_match += 1
+        site_positions += sites
         covered = np.zeros(len(seq), dtype=bool)
         for s in sites:
             covered[max(0, s - 10) : s + 7 + 10] = True
@@ -100,10 +112,11 @@ def tata_profile(found, window_bp: int = 10) -> dict:
         offsets.append(min((peak - s for s in sites), key=abs))
     return {"n": len(found), "with_match": with_match, "hit": hits / max(with_match, 1), "chance": expected / max(with_match, 1),
             "median_offset": float(np.median(offsets)) if offsets else float("nan"), "near_mass": near_mass / max(total_mass, 1e-12),
-            "mean_position": float(np.mean([np.argmax(s) for s in found.scores]))}
+            "median_peak": float(np.median([np.argmax(s) for s in found.scores])),
+            "median_site": float(np.median(site_positions)) if site_positions else float("nan")}
 
 
-def run_tata(run_dir: Path, out: Path, methods: list[str]) -> None:
+def run_tata(run_dir: Path, out: Path, methods: list[str], reuse: bool) -> None:
     run = load_run(run_dir)
     test = bundled_path("gue/prom_300_tata/test.csv.gz")
     records = read_records(test, field_name="input", sequence_column="sequence", label_column="label", id_column="id")
@@ -111,15 +124,21 @@ def run_tata(run_dir: Path, out: Path, methods: list[str]) -> None:
     records = records.subset(positives)
     for method in methods:
         t0 = time.perf_counter()
-        found = attribute(run, records, method=method, n_baselines=8, steps=32, batch_size=256)
-        p = tata_profile(found)
-        write_attributions(found, out / f"tata_{method}", top_k=4, title=run_dir.name)
+        saved = out / f"tata_{method}"
+        if reuse and (saved / "attributions.npz").is_file():
+            found = load_attributions(saved)
+        else:
+            found = attribute(run, records, method=method, n_baselines=8, steps=32, batch_size=256)
+            write_attributions(found, saved, top_k=4, title=run_dir.name)
         motifs = find_motifs(found)
         write_motifs(motifs, found, out / f"tata_{method}_motifs")
         consensus = ", ".join(f"{r.consensus} ({r.n_seqlets})" for r in motif_table(motifs).head(3).itertuples())
-        print(f"tata {method:22s} {p['with_match']}/{p['n']} positives have TATAWAW; top window on it: {p['hit']:.1%} (chance {p['chance']:.1%}); "
-              f"peak - match median {p['median_offset']:+.0f} bp; positive mass within 10 bp of a match {p['near_mass']:.1%}; "
-              f"mean peak position {p['mean_position']:.0f} | {time.perf_counter() - t0:.0f} s | motifs: {consensus or 'none'}")
+        for mismatches in (0, 1):
+            p = tata_profile(found, mismatches=mismatches)
+            print(f"tata {method:22s} {TATA_CONSENSUS} (<= {mismatches} mismatch): {p['with_match']}/{p['n']} positives; top 10 bp window on one: "
+                  f"{p['hit']:.1%} (chance {p['chance']:.1%}); peak - nearest match median {p['median_offset']:+.0f} bp; positive mass within 10 bp "
+                  f"{p['near_mass']:.1%}; median peak position {p['median_peak']:.0f}, median match position {p['median_site']:.0f}")
+        print(f"tata {method:22s} {time.perf_counter() - t0:.0f} s | motifs (seqlets): {consensus or 'none'}")
 
 
 def main() -> None:
@@ -128,6 +147,7 @@ def main() -> None:
     parser.add_argument("--methods", default="ism,saliency,integrated_gradients,deeplift_shap")
     parser.add_argument("--out", default="runs/interpret_evidence")
     parser.add_argument("--skip-synthetic", action="store_true")
+    parser.add_argument("--reuse", action="store_true", help="read the TATA attributions an earlier run saved in --out")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     out = Path(args.out)
@@ -136,7 +156,7 @@ def main() -> None:
     if not args.skip_synthetic:
         run_synthetic(out, methods)
     if Path(args.run).is_dir():
-        run_tata(Path(args.run), out, methods)
+        run_tata(Path(args.run), out, methods, args.reuse)
     else:
         print(f"tata: {args.run} not found (make demo writes it); skipped")
 

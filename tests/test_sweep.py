@@ -17,10 +17,10 @@ import torch
 from omegaconf import OmegaConf
 
 from biolm.cli import main
-from biolm.composition import compose
+from biolm.composition import compose, override
 from biolm.errors import BiolmError
 from biolm.resources import config_dir
-from biolm.sweep import PruneOnValidation, override, parse_search_space, run_sweep
+from biolm.sweep import PruneOnValidation, parse_search_space, run_sweep
 
 # The demo's search space, narrowed to tiny widths (num_heads 2 divides both) so a trial takes a second or two.
 TINY_SPACE = ["search_space=demo", "search_space.model.trunk.hidden_size.choices=[16,32]", "search_space.model.trunk.intermediate_size.choices=[32,64]"]

@@ -31,10 +31,9 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from biolm.composition import compose
+from biolm.composition import compose, override
 from biolm.data.io import write_table
 from biolm.errors import BiolmError, RunInterrupted
-from biolm.sweep import override
 from biolm.training import fit
 
 log = logging.getLogger(__name__)
@@ -423,13 +422,13 @@ def finite(value) -> bool:
 
 def plot_summary(summary: pd.DataFrame, path: Path, title: str) -> None:
     """Grouped bars per task (a bar per model: the mean, the sd as error bar) with the published numbers as markers; PNG."""
-    from biolm.report import _figure, _save
+    from biolm.plots import figure, save_png
 
     ours, published = summary[summary["source"] == "this suite"], summary[summary["source"] == "published"]
     tasks, models = list(dict.fromkeys(summary["task"])), list(dict.fromkeys(ours["model"]))
     centers = np.arange(len(tasks), dtype=float)
     width = 0.8 / max(len(models), 1)
-    fig, (ax,) = _figure(max(5.5, 1.7 * len(tasks) + 3.0), 4.0)
+    fig, (ax,) = figure(max(5.5, 1.7 * len(tasks) + 3.0), 4.0)
     for j, model in enumerate(models):
         rows = ours[ours["model"] == model].set_index("task").reindex(tasks)
         ax.bar(centers - 0.4 + width * (j + 0.5), rows["mean"].to_numpy(float), width * 0.92, yerr=rows["sd"].fillna(0).to_numpy(float),
@@ -449,14 +448,14 @@ def plot_summary(summary: pd.DataFrame, path: Path, title: str) -> None:
     first = [labels.index(model) for model in models if model in labels]  # the suite's models, then the published ones
     order = first + [i for i in range(len(labels)) if i not in first]
     ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def write_report(folder: Path, cfg: DictConfig, results: pd.DataFrame, summary: pd.DataFrame) -> Path:
     """``report.md`` (a row per model, a column per task: mean ± sd (n), published rows below; failed runs listed) and
     ``plots/summary.png`` of a suite's results, written atomically; returns the report's path."""
     from biolm.data.io import atomic_path
-    from biolm.report import _table
+    from biolm.plots import markdown_table
 
     name = str(cfg.suite.get("name") or "suite")
     plot_summary(summary, folder / "plots" / "summary.png", f"benchmark {name}")
@@ -474,11 +473,11 @@ def write_report(folder: Path, cfg: DictConfig, results: pd.DataFrame, summary: 
              f"{counts['trained']} trained, {counts['reused']} reused, {counts['failed']} failed.", "",
              f"Budget (every run): `{' '.join(budget) or 'none'}`" + (f"; command line: `{' '.join(extra)}`" if extra else "") + ".",
              "Each cell: the test metric's mean ± sample sd over seeds (n finished runs); published rows as reported.", "",
-             *_table(table_rows, ("model", *(f"{task} ({metric_of[task]})" for task in tasks))), "",
+             *markdown_table(table_rows, ("model", *(f"{task} ({metric_of[task]})" for task in tasks))), "",
              "![summary](plots/summary.png)", ""]
     failed = results[results["status"] == "failed"]
     if len(failed):
-        lines += ["## Failed runs", "", *_table([(Path(r).name, e.replace("|", "\\|")) for r, e in zip(failed["run"], failed["error"], strict=True)],
+        lines += ["## Failed runs", "", *markdown_table([(Path(r).name, e.replace("|", "\\|")) for r, e in zip(failed["run"], failed["error"], strict=True)],
                                                 ("run", "error"), numeric=False), ""]
     lines += ["Per run: results.csv (and each run folder's report.md); per task x model: summary.csv.", ""]
     with atomic_path(folder / "report.md") as tmp:

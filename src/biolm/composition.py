@@ -114,3 +114,18 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
         raise _composition_error(err, root) from None
     resolve_bundled(cfg)
     return cfg
+
+
+def override(key: str, value) -> str:
+    """``key=value`` in Hydra's override grammar: numbers exact (``repr``), strings quoted unless plain words."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, int | float):
+        text = repr(value)
+    elif re.fullmatch(r"[A-Za-z_][\w./-]*", str(value)) and str(value).lower() not in ("true", "false", "null", "nan", "inf"):
+        text = str(value)
+    else:
+        text = "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"{key}={text}"

@@ -35,6 +35,7 @@ from sklearn.metrics import (
 from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
+from biolm.plots import figure, markdown_table, save_png
 from biolm.prediction import window_setting
 from biolm.runs import run_file
 from biolm.tasks.objectives import SequenceObjective, objective_for
@@ -60,22 +61,6 @@ def run_title(run_dir: Path) -> str:
     return name
 
 
-def _save(fig, path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)  # Agg: no display needed, independent of pyplot's global backend
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-
-
-def _figure(width: float, height: float, ncols: int = 1):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height))
-    return fig, fig.subplots(1, ncols, squeeze=False)[0]
-
-
 def epoch_curves(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch table of a Lightning CSVLogger log: mean train loss and the last ``val/*`` values."""
     metrics = metrics[metrics["epoch"].notna()]
@@ -91,7 +76,7 @@ def epoch_curves(metrics: pd.DataFrame) -> pd.DataFrame:
 
 def plot_curves(curves: pd.DataFrame, monitor: str | None, path: Path) -> None:
     """Loss per epoch (left) and the monitored validation metric per epoch (right)."""
-    fig, (left, right) = _figure(10, 3.8, ncols=2)
+    fig, (left, right) = figure(10, 3.8, ncols=2)
     for column, label in (("train/loss", "train (mean per epoch)"), ("val/loss", "validation")):
         if column in curves and curves[column].notna().any():
             values = curves[column].dropna()  # epochs without a logged step (log_every_n_steps) have no train loss
@@ -107,7 +92,7 @@ def plot_curves(curves: pd.DataFrame, monitor: str | None, path: Path) -> None:
         right.set_axis_off()
     for ax in (left, right):
         ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def class_curves(predictions: pd.DataFrame, objective: SequenceObjective) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -127,8 +112,8 @@ def class_curves(predictions: pd.DataFrame, objective: SequenceObjective) -> dic
 def plot_roc_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], roc_path: Path, pr_path: Path) -> dict[str, dict[str, float]]:
     """ROC and precision-recall curves with AUC / average precision in the legends; returns those numbers."""
     scores: dict[str, dict[str, float]] = {}
-    roc_fig, (roc_ax,) = _figure(5.2, 4.6)
-    pr_fig, (pr_ax,) = _figure(5.2, 4.6)
+    roc_fig, (roc_ax,) = figure(5.2, 4.6)
+    pr_fig, (pr_ax,) = figure(5.2, 4.6)
     for name, (y, score) in curves.items():
         fpr, tpr, _ = roc_curve(y, score)
         precision, recall, _ = precision_recall_curve(y, score)
@@ -141,7 +126,7 @@ def plot_roc_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], roc_path: Path
     for fig, ax, path in ((roc_fig, roc_ax, roc_path), (pr_fig, pr_ax, pr_path)):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8 if len(curves) > 4 else 10, loc="lower right" if ax is roc_ax else "lower left")
-        _save(fig, path)
+        save_png(fig, path)
     return scores
 
 
@@ -150,7 +135,7 @@ def plot_confusion(predictions: pd.DataFrame, spec: LabelSpec, path: Path) -> np
     counts = confusion_matrix(predictions["label"].astype(str), predictions["prediction"].astype(str), labels=spec.classes)
     fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     size = 3.2 + 0.45 * len(spec.classes)
-    fig, (ax,) = _figure(size + 1.0, size)
+    fig, (ax,) = figure(size + 1.0, size)
     image = ax.imshow(fractions, cmap="Blues", vmin=0, vmax=1)
     ticks = range(len(spec.classes))
     ax.set_xticks(ticks, spec.classes, rotation=45 if len(spec.classes) > 4 else 0, ha="right" if len(spec.classes) > 4 else "center")
@@ -160,7 +145,7 @@ def plot_confusion(predictions: pd.DataFrame, spec: LabelSpec, path: Path) -> np
             ax.text(j, i, str(value), ha="center", va="center", color="white" if fractions[i, j] > 0.5 else "black", fontsize=9)
     ax.set(xlabel="predicted", ylabel="observed", title="confusion matrix (counts)")
     fig.colorbar(image, ax=ax, label="fraction of observed class")
-    _save(fig, path)
+    save_png(fig, path)
     return counts
 
 
@@ -169,7 +154,7 @@ def plot_scatter(observed: np.ndarray, predicted: np.ndarray, path: Path) -> flo
     is constant or there are fewer than 2 records: r is undefined there)."""
     undefined = len(observed) < 2 or np.ptp(observed) == 0 or np.ptp(predicted) == 0
     r = float("nan") if undefined else float(np.corrcoef(observed, predicted)[0, 1])
-    fig, (ax,) = _figure(5, 4.8)
+    fig, (ax,) = figure(5, 4.8)
     ax.scatter(observed, predicted, s=10, alpha=0.6, edgecolors="none")
     if len(observed):
         low, high = float(min(observed.min(), predicted.min())), float(max(observed.max(), predicted.max()))
@@ -177,7 +162,7 @@ def plot_scatter(observed: np.ndarray, predicted: np.ndarray, path: Path) -> flo
         ax.legend(loc="upper left")
     ax.set(xlabel="observed", ylabel="predicted", title=f"Pearson r = {_format(r)} (n = {len(observed)})")
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path)
     return r
 
 
@@ -216,12 +201,6 @@ def _parameter_counts(run_dir: Path, *sources: dict) -> tuple[int | None, int | 
     with safe_open(str(weights), framework="np") as handle:
         total = sum(int(np.prod(handle.get_slice(key).get_shape())) for key in handle.keys())
     return None, total
-
-
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...], numeric: bool = True) -> list[str]:
-    """Markdown table lines; the first column left-aligned, the others right-aligned when ``numeric``."""
-    rule = ["---"] + ["---:" if numeric else "---"] * (len(header) - 1)
-    return ["| " + " | ".join(row) + " |" for row in (header, rule, *rows)]
 
 
 def _format(value) -> str:
@@ -314,7 +293,7 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
                 scores = plot_roc_pr(curves, plots_dir / "roc.png", plots_dir / "pr.png")
                 plots += ["roc", "pr"]
                 rows = [(name, f"{s['roc_auc']:.4f}", f"{s['average_precision']:.4f}") for name, s in scores.items()]
-                notes += ["Test ROC AUC and average precision per curve:", "", *_table(rows, ("class", "ROC AUC", "average precision"))]
+                notes += ["Test ROC AUC and average precision per curve:", "", *markdown_table(rows, ("class", "ROC AUC", "average precision"))]
         if "confusion" in objective.plots:
             plot_confusion(predictions, spec, plots_dir / "confusion.png")
             plots.append("confusion")
@@ -323,13 +302,13 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
     metric_rows = [
         (k, _format(v)) for k, v in test_metrics.items() if k not in NON_METRIC_KEYS and not k.startswith("n_") and (v is None or isinstance(v, (int, float)))
     ]
-    lines = [f"# {run_title(run_dir)}", "", "## Test metrics", "", *_table(metric_rows, ("metric", "value"))]
+    lines = [f"# {run_title(run_dir)}", "", "## Test metrics", "", *markdown_table(metric_rows, ("metric", "value"))]
     if any(value == "undefined" for _, value in metric_rows):
         lines += ["", "undefined: the metric has no value on this test set (e.g. AUROC of a set with one class); the warnings logged when the metrics were computed say why."]
     if test_metrics.get("best_val") is not None:
         lines += ["", f"Best validation {test_metrics.get('monitor', 'metric')}: {_format(test_metrics['best_val'])} (epoch {test_metrics.get('best_epoch')})."]
-    lines += ["", "## Data", "", *(_table([(k, f"{int(v):,}") for k, v in sizes.items()], ("split", "rows")) if sizes else ["(sizes unknown)"])]
-    lines += ["", "## Configuration", "", *_table(config_rows(cfg, spec, _parameter_counts(run_dir, test_metrics, checkpoint), test_metrics), ("setting", "value"), numeric=False)]
+    lines += ["", "## Data", "", *(markdown_table([(k, f"{int(v):,}") for k, v in sizes.items()], ("split", "rows")) if sizes else ["(sizes unknown)"])]
+    lines += ["", "## Configuration", "", *markdown_table(config_rows(cfg, spec, _parameter_counts(run_dir, test_metrics, checkpoint), test_metrics), ("setting", "value"), numeric=False)]
     lines += ["", "## Plots"]
     for name in plots:
         lines += ["", f"### {PLOT_TITLES[name]}", "", f"![{PLOT_TITLES[name]}](plots/{name}.png)"]

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -42,9 +41,9 @@ import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from biolm.atomic import atomic_path
-from biolm.composition import config_file
+from biolm.composition import config_file, override
 from biolm.errors import BiolmError, RunInterrupted, require_extra
-from biolm.report import _figure, _save, _table
+from biolm.plots import figure, markdown_table, save_png
 from biolm.resources import config_dir
 from biolm.tasks.metrics import metric_mode
 
@@ -168,21 +167,6 @@ def _parse_spec(key: str, spec: dict) -> SearchParam:
     if step is not None and (not isinstance(step, number) or isinstance(step, bool) or step <= 0 or log_scale):
         raise BiolmError(f"{where}.step: {step!r}; accepted: a positive {'integer' if kind == 'int' else 'number'}, and no step with log: true")
     return SearchParam(key, kind, low, high, log_scale, step)
-
-
-def override(key: str, value) -> str:
-    """``key=value`` in Hydra's override grammar: numbers exact (``repr``), strings quoted unless plain words."""
-    if value is None:
-        text = "null"
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, int | float):
-        text = repr(value)
-    elif re.fullmatch(r"[A-Za-z_][\w./-]*", str(value)) and str(value).lower() not in ("true", "false", "null", "nan", "inf"):
-        text = str(value)
-    else:
-        text = "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return f"{key}={text}"
 
 
 class PruneOnValidation(L.Callback):
@@ -471,7 +455,7 @@ def plot_history(table: pd.DataFrame, monitor: str, direction: str, path: Path) 
     """Each complete trial's value and the best so far, by trial number."""
     from matplotlib.ticker import MaxNLocator
 
-    fig, (ax,) = _figure(6.0, 4.0)
+    fig, (ax,) = figure(6.0, 4.0)
     complete = table[table.state == "COMPLETE"].dropna(subset=["value"])
     ax.scatter(complete.number, complete.value, color="tab:blue", label="complete trial", zorder=3)
     best = complete.value.cummax() if direction == "maximize" else complete.value.cummin()
@@ -480,15 +464,15 @@ def plot_history(table: pd.DataFrame, monitor: str, direction: str, path: Path) 
     ax.set_xlabel("trial")
     ax.set_ylabel(f"best {monitor} of the trial")
     ax.legend(loc="best")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_importances(importances: dict[str, float], path: Path) -> None:
-    fig, (ax,) = _figure(6.0, 0.8 + 0.4 * len(importances))
+    fig, (ax,) = figure(6.0, 0.8 + 0.4 * len(importances))
     keys = list(importances)[::-1]
     ax.barh(keys, [importances[k] for k in keys], color="tab:blue")
     ax.set_xlabel("importance (fANOVA; sums to 1)")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def write_best_experiment(cfg: DictConfig, summary: str, command: str, path: Path) -> None:
@@ -511,7 +495,7 @@ def write_sweep_report(result: SweepResult, space: list[SearchParam], importance
     counts = ", ".join(f"{n} {s.lower()}" for s, n in table.state.value_counts().items())
     lines = [f"# Sweep {result.output.resolve().name}", "", f"{len(table)} trials ({counts}); objective: {result.direction} the best {result.monitor}.",
              "", "## Search space", ""]
-    lines += _table([(f"`{p.key}`", p.type, p.describe()) for p in space], ("key", "type", "range"), numeric=False)
+    lines += markdown_table([(f"`{p.key}`", p.type, p.describe()) for p in space], ("key", "type", "range"), numeric=False)
     lines += ["", "Each trial's whole config is in `trials/trial_<n>/config.yaml` (complete trials keep their run folder).", "", "## Best trial", ""]
     if best is None:
         lines.append("No trial completed.")
@@ -521,15 +505,15 @@ def write_sweep_report(result: SweepResult, space: list[SearchParam], importance
                   f"with `{' '.join(result.best_overrides)}`. Train it again: `{result.command}`.", ""]
         test = best.user_attrs.get("test_metrics") or {}
         if test:
-            lines += _table([(k, f"{v:.4f}") for k, v in test.items()], ("test metric", "value")) + [""]
+            lines += markdown_table([(k, f"{v:.4f}") for k, v in test.items()], ("test metric", "value")) + [""]
         top = table[table.state == "COMPLETE"].sort_values("value", ascending=result.direction == "minimize").head(10)
         lines += ["### Top trials", ""]
-        lines += _table([(str(r["number"]), f"{r['value']:.4f}", f"{r['wall_s']:.0f}", *(f"{r[p.key]:.4g}" if isinstance(r[p.key], float) else str(r[p.key]) for p in space))
+        lines += markdown_table([(str(r["number"]), f"{r['value']:.4f}", f"{r['wall_s']:.0f}", *(f"{r[p.key]:.4g}" if isinstance(r[p.key], float) else str(r[p.key]) for p in space))
                          for _, r in top.iterrows()],
                         ("trial", "value", "wall_s", *(f"`{p.key}`" for p in space)))
     lines += ["", "## Plots", "", "![Optimisation history](history.png)", ""]
     if importances:
-        lines += ["![Parameter importances](importances.png)", ""] + _table([(f"`{k}`", f"{v:.3f}") for k, v in importances.items()], ("key", "importance"))
+        lines += ["![Parameter importances](importances.png)", ""] + markdown_table([(f"`{k}`", f"{v:.3f}") for k, v in importances.items()], ("key", "importance"))
     else:
         lines.append(f"Parameter importances skipped: {why_not}.")
     with atomic_path(result.output / "report.md") as tmp:

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from biolm.data.io import atomic_path
-from biolm.report import _figure, _save, epoch_curves, plot_curves, run_title
+from biolm.plots import figure, save_png
+from biolm.report import epoch_curves, plot_curves, run_title
 from biolm.text.corpus import Sentence
 from biolm.text.scores import type_confusion
 
@@ -21,7 +22,7 @@ from biolm.text.scores import type_confusion
 def plot_type_f1(per_type: dict[str, dict], path: Path) -> None:
     """Precision, recall and F1 per entity type, as grouped bars."""
     names = sorted(per_type)
-    fig, (ax,) = _figure(max(4.0, 1.4 * len(names) + 2), 3.6)
+    fig, (ax,) = figure(max(4.0, 1.4 * len(names) + 2), 3.6)
     x = np.arange(len(names))
     for k, metric in enumerate(("precision", "recall", "f1")):
         ax.bar(x + (k - 1) * 0.27, [per_type[n][metric] for n in names], width=0.27, label=metric)
@@ -29,13 +30,13 @@ def plot_type_f1(per_type: dict[str, dict], path: Path) -> None:
     ax.set(ylim=(0, 1), ylabel="test score (strict)", title="entity scores per type")
     ax.legend(loc="lower right")
     ax.grid(alpha=0.3, axis="y")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def plot_type_confusion(names: list[str], matrix: list[list[int]], path: Path) -> None:
     """Gold type x predicted type over overlapping spans (``none``: missed or spurious)."""
     values = np.asarray(matrix)
-    fig, (ax,) = _figure(1.0 * len(names) + 2.5, 0.9 * len(names) + 1.8)
+    fig, (ax,) = figure(1.0 * len(names) + 2.5, 0.9 * len(names) + 1.8)
     ax.imshow(values, cmap="Blues")
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), names)
@@ -43,7 +44,7 @@ def plot_type_confusion(names: list[str], matrix: list[list[int]], path: Path) -
         for j in range(len(names)):
             ax.text(j, i, str(values[i, j]), ha="center", va="center", color="white" if values[i, j] > values.max() / 2 else "black")
     ax.set(xlabel="predicted type", ylabel="gold type", title="test entities by type")
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def write_ner_report(run_dir: Path, metrics: dict, sentences: list[Sentence], predicted: list[list[str]], types: list[str]) -> Path:

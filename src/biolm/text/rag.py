@@ -200,7 +200,7 @@ def evaluate_answers(kb: KnowledgeBase | None, questions: list[dict], generator,
 def write_rag_report(folder: Path, retrieval: dict[str, dict] | None, answers: dict[str, dict], title: str) -> Path:
     """``metrics.json``, ``plots/recall.png`` (recall@k per method) and ``report.md`` of a ``rag evaluate`` run."""
     from biolm.data.io import atomic_path
-    from biolm.report import _figure, _save
+    from biolm.plots import figure, save_png
 
     folder.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", ""]
@@ -211,14 +211,14 @@ def write_rag_report(folder: Path, retrieval: dict[str, dict] | None, answers: d
         lines += ["| method | " + " | ".join(f"recall@{k}" for k in ks) + " | MRR | latency (ms/query) |", "|---|" + "---:|" * (len(ks) + 2)]
         for method, row in retrieval.items():
             lines.append(f"| {method} | " + " | ".join(f"{row[f'recall@{k}']:.3f}" for k in ks) + f" | {row['mrr']:.3f} | {row['latency_ms']:.1f} |")
-        fig, (ax,) = _figure(5.5, 3.6)
+        fig, (ax,) = figure(5.5, 3.6)
         for method, row in retrieval.items():
             ax.plot(ks, [row[f"recall@{k}"] for k in ks], "o-", label=method)
         ax.set(xlabel="k (documents)", ylabel="recall@k", title="gold document in the top k", ylim=(0, 1.02))
         ax.legend()
         ax.grid(alpha=0.3)
         (folder / "plots").mkdir(exist_ok=True)
-        _save(fig, folder / "plots" / "recall.png")
+        save_png(fig, folder / "plots" / "recall.png")
         lines += ["", "![recall@k](plots/recall.png)", ""]
     if answers:
         lines += ["| answers | accuracy | macro-F1 | undecided | no citation | questions |", "|---|---:|---:|---:|---:|---:|"]

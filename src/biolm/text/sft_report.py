@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from biolm.data.io import atomic_path
-from biolm.report import _figure, _save, run_title
+from biolm.plots import figure, save_png
+from biolm.report import run_title
 
 EXAMPLES_SHOWN = 5
 
@@ -38,7 +39,7 @@ def _field_rows(metrics: dict) -> list[str]:
 
 def plot_step_curves(log: pd.DataFrame, path: Path) -> None:
     """Training loss per logged step and validation loss per validation run, against the optimiser step."""
-    fig, (ax,) = _figure(6.5, 3.8)
+    fig, (ax,) = figure(6.5, 3.8)
     for column, label, style in (("train/loss", "train (logged steps)", "-"), ("val/loss", "validation", "o-")):
         if column in log and log[column].notna().any():
             values = log.loc[log[column].notna(), ["step", column]]
@@ -46,7 +47,7 @@ def plot_step_curves(log: pd.DataFrame, path: Path) -> None:
     ax.set(xlabel="optimiser step", ylabel="cross-entropy per answer token (nats)", title="answer-token loss")
     ax.legend()
     ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def write_sft_report(run_dir: Path, metrics: dict, rows: dict[str, list[dict]]) -> Path:
