@@ -3,13 +3,15 @@
 1. Synthetic: random 80 bp backgrounds, half carrying the NF-kB site GGGACTTTCC at a random place; a
    one-hot CNN (``model=cnn``, 32 channels, 5 epochs) is trained through ``biolm finetune``. For each
    attribution method: the share of positive test sequences whose top 10 bp window overlaps the site,
-   and the motif ``biolm motifs`` finds with its Tomtom match in a three-motif file.
+   and the motif ``biolm motifs`` finds with its Tomtom match in a three-motif file; the ratio of that
+   share to the share expected if the top window sat at a random place is printed last.
 2. TATA (``--run``, a prom_300_tata run such as ``make demo``'s runs/demo_prom300_bert): positives of
    the bundled test split. A TATA-like match is the TBP consensus TATAWAW, exact or with one
    mismatch; for each method: the share of positives with a match whose top window overlaps one,
    against the share expected if the top window sat at a random place, the offset of the attribution
    peak from the nearest match, the share of positive attribution mass within +-10 bp of a match, and
-   the median positions of attribution peaks and of matches (the TSS is near position 250).
+   the median positions of attribution peaks and of matches (the TSS is near position 250); the
+   hit/chance ratio is printed last on each line.
 
 Usage: python bench/interpret_evidence.py [--run runs/demo_prom300_bert] [--methods ism,integrated_gradients,...] [--out runs/interpret_evidence]
        [--skip-synthetic] [--reuse]
@@ -73,11 +75,15 @@ def run_synthetic(out: Path, methods: list[str]) -> None:
         top = found.top_windows(10)
         site = starts[positives]
         hit = ((top[:, 0] < site + len(MOTIF)) & (top[:, 1] > site)).mean()
+        # chance: the share of 10 bp window starts whose window would overlap the site
+        n_starts = np.array([len(s) - 10 + 1 for s in found.sequences])
+        chance = np.mean([len(set(range(max(0, a - 9), min(n, a + len(MOTIF))))) / n for a, n in zip(site, n_starts)])
         motifs = find_motifs(found)
         match_known(motifs, KNOWN)
         table = motif_table(motifs)
         best = f"{table.consensus[0]} ~ {table.best_match[0]} (p {table.match_p_value[0]:.1e}, {table.n_seqlets[0]} seqlets)" if len(table) else "none"
-        print(f"synthetic {method:22s} top window on the site: {hit:.1%} of {len(positives)} positives | {time.perf_counter() - t0:.0f} s | motif 1: {best}")
+        print(f"synthetic {method:22s} {time.perf_counter() - t0:.0f} s | motif 1: {best} | top window on the site: {hit:.1%} of {len(positives)} positives, "
+              f"chance {chance:.1%} | hit/chance {hit / chance:.2f}x")
 
 
 def tata_sites(seq: str, mismatches: int) -> list[int]:
@@ -133,12 +139,13 @@ def run_tata(run_dir: Path, out: Path, methods: list[str], reuse: bool) -> None:
         motifs = find_motifs(found)
         write_motifs(motifs, found, out / f"tata_{method}_motifs")
         consensus = ", ".join(f"{r.consensus} ({r.n_seqlets})" for r in motif_table(motifs).head(3).itertuples())
+        print(f"tata {method:22s} {time.perf_counter() - t0:.0f} s | motifs (seqlets): {consensus or 'none'}")
         for mismatches in (0, 1):
             p = tata_profile(found, mismatches=mismatches)
-            print(f"tata {method:22s} {TATA_CONSENSUS} (<= {mismatches} mismatch): {p['with_match']}/{p['n']} positives; top 10 bp window on one: "
-                  f"{p['hit']:.1%} (chance {p['chance']:.1%}); peak - nearest match median {p['median_offset']:+.0f} bp; positive mass within 10 bp "
-                  f"{p['near_mass']:.1%}; median peak position {p['median_peak']:.0f}, median match position {p['median_site']:.0f}")
-        print(f"tata {method:22s} {time.perf_counter() - t0:.0f} s | motifs (seqlets): {consensus or 'none'}")
+            ratio = p["hit"] / p["chance"] if p["chance"] > 0 else float("nan")
+            print(f"tata {method:22s} {TATA_CONSENSUS} (<= {mismatches} mismatch): {p['with_match']}/{p['n']} positives; peak - nearest match median "
+                  f"{p['median_offset']:+.0f} bp; positive mass within 10 bp {p['near_mass']:.1%}; median peak position {p['median_peak']:.0f}, "
+                  f"median match position {p['median_site']:.0f}; top 10 bp window on one: {p['hit']:.1%}, chance {p['chance']:.1%} | hit/chance {ratio:.2f}x")
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf, open_dict
 
 import biolm.benchmark as benchmark
+from biolm.benchmark_report import published_rows, summarize, write_report
 from biolm.cli import main
 from biolm.composition import compose
 from biolm.errors import BiolmError
@@ -84,6 +85,11 @@ def test_suite_trains_every_run_and_writes_its_tables(first_run):
     run_cfg = OmegaConf.load(suite.folder / "runs" / "b-cnn-seed1" / "config.yaml")
     assert run_cfg.seed == 1 and run_cfg.optim.lr == 2e-3 and run_cfg.tokenizer._target_.endswith("CharTokenizer")  # cnn's tokenizer=char
     assert OmegaConf.load(suite.folder / "runs" / "a-bert_tiny-seed0" / "config.yaml").tokenizer.k == 3
+    from safetensors.torch import load_file
+
+    seed0, seed1 = (load_file(suite.folder / "runs" / f"a-cnn-seed{seed}" / "model.safetensors") for seed in (0, 1))
+    assert seed0.keys() == seed1.keys() and any(not np.array_equal(seed0[k].numpy(), seed1[k].numpy()) for k in seed0)  # seeds differ
+    assert OmegaConf.load(suite.folder / "runs" / "a-cnn-seed1" / "composed.yaml").seed == 1
 
     summary = pd.read_csv(suite.folder / "summary.csv")
     ours = summary[summary["source"] == "this suite"].set_index(["task", "model"])
@@ -117,15 +123,28 @@ def test_second_invocation_reuses_every_finished_run(first_run, monkeypatch):
 def test_changed_settings_or_missing_metrics_train_again(first_run, tiny_suite, monkeypatch):
     cfg, suite = first_run
     changed = _config(cfg.output, tiny_suite, finetune=["optim.weight_decay=0.02"])
-    assert {benchmark.stale_reason(run) for run in benchmark.plan_suite(changed)} == {"its config.yaml differs in optim.weight_decay"}
+    assert {benchmark.stale_reason(run) for run in benchmark.plan_suite(changed)} == {"its composed.yaml differs in optim.weight_decay"}
     assert all(benchmark.is_finished(run) for run in benchmark.plan_suite(cfg))
 
     (suite.folder / "runs" / "a-cnn-seed1" / "test_metrics.json").unlink()  # as if interrupted before the end
+    (suite.folder / "runs" / "b-cnn-seed0" / "composed.yaml").unlink()  # as if trained by biolm finetune (or killed before the sidecar)
+    assert benchmark.stale_reason(benchmark.plan_suite(cfg)[4]) == "no composed.yaml (not trained by biolm benchmark)"
     trained = []
     real_fit = benchmark.fit
     monkeypatch.setattr(benchmark, "fit", lambda run_cfg: trained.append(run_cfg.run_name) or real_fit(run_cfg))
     again = benchmark.run_suite(cfg)
-    assert trained == ["a-cnn-seed1"] and again.counts == {"trained": 1, "reused": 7, "failed": 0}
+    assert trained == ["a-cnn-seed1", "b-cnn-seed0"] and again.counts == {"trained": 2, "reused": 6, "failed": 0}
+
+
+def test_a_subset_of_tasks_keeps_the_other_rows(first_run, monkeypatch):
+    cfg, _ = first_run
+    monkeypatch.setattr(benchmark, "fit", lambda cfg: pytest.fail("a finished run was trained again"))
+    subset = cfg.copy()
+    subset.tasks = ["b"]
+    result = benchmark.run_suite(subset)
+    assert len(result.results) == 8 and list(dict.fromkeys(result.results["task"])) == ["a", "b"]
+    assert set(result.summary["task"]) == {"a", "b"} and "| PubNet (published) | 0.500 |  |" in (result.folder / "report.md").read_text()
+    assert len(pd.read_csv(result.folder / "results.csv")) == 8
 
 
 def test_epochs_raised_by_the_step_budget_count_as_the_same_config(tiny_task, tmp_path, step_budget):
@@ -185,6 +204,8 @@ def test_bundled_suite_composes(capsys):
         (["suite.tasks.prom_300_tata.metric=null"], "suite.tasks.prom_300_tata.metric: missing"),
         (["suite.tasks.prom_300_tata.reference_task=nope"], "no rows for 'nope'"),
         (["on_error=maybe"], "on_error=maybe"),
+        (["optim.lrr=2e-3"], "suite task prom_300_tata, model cnn: unknown config key 'optim.lrr'"),
+        (["model=cnn"], "finetune: model=cnn is set per run by the benchmark; pass models="),
     ],
 )
 def test_config_mistakes_are_named(overrides, message, monkeypatch):
@@ -207,3 +228,50 @@ def test_an_interrupted_run_says_how_the_suite_goes_on(first_run, tmp_path, monk
     with pytest.raises(RunInterrupted, match="a-cnn-seed0 interrupted; the same biolm benchmark command goes on") as caught:
         benchmark.run_suite(fresh)
     assert caught.value.exit_code == 130
+
+
+def test_bare_finetune_overrides_join_the_finetune_list(capsys):
+    cfg = compose("benchmark", ["suite=gue_bundled", "models=[cnn]", "seeds=[0]", "optim.lr=2e-3", 'finetune=["trainer.max_epochs=2"]',
+                                "+trainer.limit_val_batches=2"])
+    assert list(cfg.finetune) == ["trainer.max_epochs=2", "optim.lr=2e-3", "+trainer.limit_val_batches=2"]
+    run = benchmark.plan_suite(cfg)[0]
+    assert run.cfg.optim.lr == 2e-3 and run.cfg.trainer.max_epochs == 2 and run.cfg.trainer.limit_val_batches == 2
+    assert main(["benchmark", "suite=gue_bundled", "models=[cnn]", "optim.lr=2e-3", "--cfg", "job"]) == 0
+    assert list(OmegaConf.create(capsys.readouterr().out).finetune) == ["optim.lr=2e-3"]
+
+
+def test_a_typo_in_a_bare_override_fails_in_one_line_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "fit", lambda cfg: pytest.fail("trained despite a typo"))
+    code = main(["benchmark", "suite=gue_bundled", "models=[cnn]", "seeds=[0]", "optim.lrr=2e-3", f"output={tmp_path / 'out'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "unknown config key 'optim.lrr'" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("task,model,mcc\nt,A,0.5\nt,B,n/a\n", r"line 3, column mcc: 'n/a' is not a number"),
+        ("task,model,mcc\nt,A,0.5\nt,B,0.6\nt,A,0.7\n", r"lists task 't', model 'A' more than once \(lines 2, 4\)"),
+    ],
+)
+def test_bad_published_numbers_are_named(tmp_path, text, message):
+    path = tmp_path / "published.csv"
+    path.write_text(text)
+    with pytest.raises(BiolmError, match=f"^suite.reference: {path} " + message):
+        published_rows(str(path), {"a": ("t", "mcc")})
+
+
+def test_published_numbers_with_an_empty_cell(tmp_path):
+    path = tmp_path / "published.csv"
+    path.write_text("task,model,mcc\nt,A,0.5\nt,B,\n")
+    rows = published_rows(str(path), {"a": ("t", "mcc")})
+    assert rows["mean"].iloc[0] == 0.5 and np.isnan(rows["mean"].iloc[1])
+
+
+def test_an_undefined_metric_is_not_reported_as_failed(tmp_path):
+    results = pd.DataFrame([["a", "m1", 0, "mcc", np.nan, 1.0, "trained", "", "r/a-m1-seed0"],
+                            ["a", "m2", 0, "mcc", np.nan, 1.0, "failed", "bad data", "r/a-m2-seed0"],
+                            ["a", "m3", 0, "mcc", 0.25, 1.0, "trained", "", "r/a-m3-seed0"]], columns=benchmark.RESULT_COLUMNS)
+    report = write_report(tmp_path, "x", results, summarize(results), [], []).read_text()
+    assert "| m1 | undefined |" in report and "| m2 | failed |" in report and "| m3 | 0.250 (n=1) |" in report

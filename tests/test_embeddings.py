@@ -13,6 +13,7 @@ import torch
 
 from biolm import api
 from biolm.cli import main
+from biolm.embeddings import trunk_blocks
 from biolm.errors import BiolmError
 from biolm.models.bert import BertEncoder
 from biolm.models.cnn import CnnEncoder
@@ -148,6 +149,44 @@ def test_every_trunk_family_embeds_at_every_layer(name, caplog):
         assert len(first) == 24 and first[["start", "end"]].iloc[-2:].to_numpy().tolist() == [[21, 22], [-1, -1]]
 
 
+# The token-embedding output of each family, (1, L) ids -> (1, L, D): what layer=0 reads, the input of block 1.
+EMBEDDING_OUTPUT = {
+    "bert": lambda trunk, ids: trunk.embeddings(ids),
+    "esm": lambda trunk, ids: trunk.embeddings(ids, torch.ones_like(ids, dtype=torch.bool)),
+    "hyena": lambda trunk, ids: trunk.embeddings(ids),
+    "cnn": lambda trunk, ids: trunk.embedding(ids),
+}
+# The norm each family applies after its last block (None: post-LN BERT has none).
+FINAL_NORM = {"bert": "final_norm", "esm": "final_norm", "hyena": "ln_f", "cnn": "final_norm"}
+
+
+@pytest.mark.parametrize("name", EMBEDDING_OUTPUT)
+def test_inner_layers_are_the_blocks_outputs(name):
+    tokenizer = CharTokenizer()
+    trunk_cls, options = TRUNKS[name]
+    torch.manual_seed(0)
+    trunk = trunk_cls(tokenizer.vocab_size, tokenizer.pad_id, **options).eval()
+    model = api.EmbeddingModel(None, trunk, tokenizer, trunk.max_tokens)
+    sequence = SEQUENCES[3]  # one short sequence: no padding, no truncation
+    ids = torch.from_numpy(tokenizer.encode_batch([sequence])[0])[None]  # (1, L)
+    seen = {}
+    blocks = trunk_blocks(trunk)
+    handle = blocks[0].register_forward_hook(lambda _, args, output: seen.setdefault("block1", output[0] if isinstance(output, tuple) else output))
+    with torch.no_grad():
+        final = trunk(ids, torch.ones_like(ids))[0]  # (L, D)
+        embedded = EMBEDDING_OUTPUT[name](trunk, ids)[0]
+    handle.remove()
+    tokens = {layer: _emb(api.embed(model, [sequence], layer=layer, pooling="none")) for layer in (-1, 0, 1, len(blocks))}
+    np.testing.assert_allclose(tokens[0], embedded.numpy(), atol=1e-6)
+    np.testing.assert_allclose(tokens[1], seen["block1"][0].numpy(), atol=1e-6)
+    np.testing.assert_allclose(tokens[-1], final.numpy(), atol=1e-6)
+    norm = getattr(trunk, FINAL_NORM[name])
+    with torch.no_grad():
+        last = torch.tensor(tokens[len(blocks)])
+        np.testing.assert_allclose((last if norm is None else norm(last)).numpy(), tokens[-1], atol=1e-5)  # the last block, normed, is the output
+    assert not np.allclose(tokens[0], tokens[1])
+
+
 @pytest.fixture
 def table(tmp_path):
     """A CSV with the sequence column between others, in an order the output must keep."""
@@ -170,6 +209,8 @@ def test_cli_writes_the_table_and_the_map(tiny_binary_run, exported, table, tmp_
     assert list(frame.columns[:4]) == ["id", "label", "gc", "emb_0"] and frame.shape[1] == 3 + 32
     assert frame["id"].tolist() == [f"r{11 - i}" for i in range(12)] and frame["label"].tolist()[:2] == ["b", "a"]
     assert (frame.dtypes.iloc[3:] == np.float32).all()
+    assert frame["gc"].dtype == np.float64 and frame["gc"].tolist() == pytest.approx([0.1 * i for i in range(12)])  # the CSV's numbers
+    assert frame["id"].map(type).eq(str).all() and frame["label"].map(type).eq(str).all()
     assert (tmp_path / "emb.pca.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
     # the export, as a public checkpoint (tokenizer=pretrained implied), gives the same table
@@ -186,6 +227,9 @@ def test_cli_writes_the_table_and_the_map(tiny_binary_run, exported, table, tmp_
         (["input=nowhere.fa"], "input: file not found: nowhere.fa"),
         (["layer=7"], "layer=7: accepted -1"),
         (["plot=tsne"], "plot=tsne: accepted: pca, umap, both"),
+        (["layer=last"], "layer=last: accepted: an integer: -1 (the trunk's final output)"),
+        (["pooling=sum"], "pooling=sum: accepted: cls, mean, max, last, none"),
+        ([f"output=e.{'xlsx'}"], "output=e.xlsx: unknown table format '.xlsx'; accepted: .parquet, .pq, .csv, .tsv"),
         (["plot=pca", "color_by=colour"], "color_by=colour: no such column in the embedding table (accepted: id, label, gc)"),
     ],
 )
@@ -195,6 +239,28 @@ def test_cli_errors_are_one_line(tiny_binary_run, table, tmp_path, capsys, overr
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and err.startswith("biolm embed: error:")
     assert not (tmp_path / "e.parquet").exists()
+
+
+def test_cli_checks_its_settings_before_reading_or_loading(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    from biolm import cli_embed
+
+    monkeypatch.setattr(cli_embed, "_embedding_model", lambda cfg: pytest.fail("loaded a model before checking the settings"))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "umap" else real(name, *a))
+    assert main(["embed", "run=nowhere", "input=nowhere.fa", f"output={tmp_path / 'e.parquet'}", "plot=umap"]) == 2
+    assert "pip install 'biolm[analysis]'" in capsys.readouterr().err
+
+
+def test_numeric_columns_are_numbers_and_the_rest_stay_as_read(tmp_path):
+    path = tmp_path / "t.csv"
+    pd.DataFrame({"id": ["007", "008", "009"], "sequence": ["ACGT"] * 3, "score": ["1.5", "", "-2"], "code": ["1", "2", "x"],
+                  "n": ["3", "4", "5"]}).to_csv(path, index=False)
+    columns = api.input_columns(str(path), "sequence", "id")
+    assert list(columns.columns) == ["score", "code", "n"]
+    assert columns["score"].tolist()[::2] == [1.5, -2.0] and np.isnan(columns["score"][1])
+    assert columns["code"].tolist() == ["1", "2", "x"] and columns["n"].dtype.kind == "i"
 
 
 def test_cli_refuses_run_and_checkpoint_together(tiny_binary_run, exported, table, tmp_path, capsys):

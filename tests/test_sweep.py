@@ -1,16 +1,16 @@
-"""``biolm sweep``: a tiny 3-trial study writes its outputs, its best.yaml trains the best trial again, the
-study continues to n_trials, pruning stops trials, and bad search spaces fail in one line."""
+"""``biolm sweep``: a tiny 3-trial study writes its outputs, its experiment/best.yaml trains the best trial again, the
+study continues to n_trials, pruning stops trials, failed trials are recorded, and mistakes fail in one line."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import math
+import os
 import shlex
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
-import optuna
 import pandas as pd
 import pytest
 import torch
@@ -19,8 +19,11 @@ from omegaconf import OmegaConf
 from biolm.cli import main
 from biolm.composition import compose, override
 from biolm.errors import BiolmError
-from biolm.resources import config_dir
-from biolm.sweep import PruneOnValidation, parse_search_space, run_sweep
+
+optuna = pytest.importorskip("optuna")  # the analysis extra
+
+from biolm.sweep import PruneOnValidation, run_sweep  # noqa: E402
+from biolm.sweep_space import finetune_config, parse_search_space, trial_config  # noqa: E402
 
 # The demo's search space, narrowed to tiny widths (num_heads 2 divides both) so a trial takes a second or two.
 TINY_SPACE = ["search_space=demo", "search_space.model.trunk.hidden_size.choices=[16,32]", "search_space.model.trunk.intermediate_size.choices=[32,64]"]
@@ -32,17 +35,7 @@ def _sweep_args(tiny_task: dict, tiny_model_overrides: list[str], output: Path, 
 
 
 @pytest.fixture(scope="module")
-def configs(tmp_path_factory):
-    """A copy of configs/ (BIOLM_CONFIG_DIR) that a best.yaml can be copied into."""
-    folder = tmp_path_factory.mktemp("configs") / "configs"
-    shutil.copytree(config_dir(), folder)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("BIOLM_CONFIG_DIR", str(folder))
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def sweep(configs, tiny_task, tiny_model_overrides, tmp_path_factory) -> Path:
+def sweep(tiny_task, tiny_model_overrides, tmp_path_factory) -> Path:
     output = tmp_path_factory.mktemp("sweeps") / "tiny_sweep"
     assert main(["sweep", *_sweep_args(tiny_task, tiny_model_overrides, output, 3)]) == 0
     return output
@@ -51,33 +44,30 @@ def sweep(configs, tiny_task, tiny_model_overrides, tmp_path_factory) -> Path:
 def test_a_sweep_writes_trials_plots_report_and_best(sweep):
     trials = pd.read_csv(sweep / "trials.csv")
     assert list(trials.number) == [0, 1, 2]
-    assert list(trials.columns[:6]) == ["number", "state", "value", "wall_s", "epochs", "run"]
+    assert list(trials.columns[:7]) == ["number", "state", "value", "wall_s", "validations", "run", "error"]
     assert {"optim.lr", "model.trunk.hidden_size", "model.trunk.intermediate_size", "model.head.dropout"} <= set(trials.columns)
     assert set(trials.state) == {"COMPLETE"}  # MedianPruner prunes from the 4th trial on (n_startup_trials: 3)
     for row in trials.itertuples():
         metrics = json.loads((Path(row.run) / "test_metrics.json").read_text())
-        assert row.value == pytest.approx(metrics["best_val"]) and row.epochs == 2
+        assert row.value == pytest.approx(metrics["best_val"]) and row.validations == 2
         assert Path(row.run) == sweep / "trials" / f"trial_{row.number}"
         assert OmegaConf.load(Path(row.run) / "config.yaml").optim.lr == pytest.approx(trials.loc[row.Index, "optim.lr"])
-    for name in ("history.png", "importances.png", "report.md", "best.yaml", "study.db"):
+    for name in ("history.png", "importances.png", "report.md", "experiment/best.yaml", "study.db"):
         assert (sweep / name).stat().st_size > 0, name
     report = (sweep / "report.md").read_text()
-    assert "## Best trial" in report and "importances.png" in report
+    assert "## Best trial" in report and "importances.png" in report and "## Failed trials" not in report
     assert not list((sweep / "trials").glob(".*"))
 
 
-def test_best_yaml_composes_and_trains_the_best_trial_again(sweep, configs, tmp_path):
+def test_best_yaml_composes_and_trains_the_best_trial_again(sweep, tmp_path):
     trials = pd.read_csv(sweep / "trials.csv")
     best = trials.loc[trials.value.idxmax()]
-    header = (sweep / "best.yaml").read_text().splitlines()
+    header = (sweep / "experiment" / "best.yaml").read_text().splitlines()
     assert header[0] == "# @package _global_"
     command = next(line for line in header if line.startswith("# Train it again: ")).removeprefix("# Train it again: ")
-    copy, train = command.split(" && ")
-    _, source, target = shlex.split(copy)
-    assert Path(target).parent == configs / "experiment"
-    shutil.copy(source, target)
-    args = shlex.split(train)
-    assert args[:2] == ["biolm", "finetune"]
+    assert command in (sweep / "report.md").read_text()
+    args = shlex.split(command)
+    assert args == ["biolm", "finetune", f"hydra.searchpath=[file://{sweep.resolve()}]", "experiment=best"]
     composed = OmegaConf.to_container(compose("finetune", args[2:]), resolve=True)
     trial = OmegaConf.to_container(OmegaConf.load(Path(best.run) / "config.yaml"), resolve=True)
     for key in ("run_name", "output_dir"):
@@ -99,32 +89,34 @@ def test_the_same_command_continues_the_study_to_n_trials(sweep, tiny_task, tiny
         run_sweep(compose("sweep", [*args, "optim.weight_decay=0.5"]))
 
 
-def test_pruned_trials_leave_no_run_folder(configs, tiny_task, tiny_model_overrides, tmp_path):
+def test_pruned_trials_leave_no_run_folder(tiny_task, tiny_model_overrides, tmp_path):
     # a threshold no MCC reaches: every trial is pruned at its first validation
     always = ["pruner._target_=optuna.pruners.ThresholdPruner", "~pruner.n_startup_trials", "~pruner.n_warmup_steps", "+pruner.lower=2.0"]
     result = run_sweep(compose("sweep", [*_sweep_args(tiny_task, tiny_model_overrides, tmp_path, 2), *always]))
-    assert list(result.trials.state) == ["PRUNED", "PRUNED"] and list(result.trials.epochs) == [1, 1]
-    assert result.best_trial is None and not (tmp_path / "best.yaml").exists()
+    assert list(result.trials.state) == ["PRUNED", "PRUNED"] and list(result.trials.validations) == [1, 1]
+    assert result.best_trial is None and not (tmp_path / "experiment" / "best.yaml").exists()
     assert not (tmp_path / "trials").exists() or not list((tmp_path / "trials").iterdir())
     assert "importances skipped: 0 complete trial(s)" in (tmp_path / "report.md").read_text()
 
 
-def _fake_trainer(value: float, epoch: int = 1):
-    return SimpleNamespace(callback_metrics={"val/mcc": torch.tensor(value)}, sanity_checking=False, current_epoch=epoch)
+def _fake_trainer(value: float):
+    # every validation in epoch 0, as with trainer.val_check_interval < 1: the callback counts the steps itself
+    return SimpleNamespace(callback_metrics={"val/mcc": torch.tensor(value)}, sanity_checking=False, current_epoch=0)
 
 
 def test_the_pruning_callback_prunes_below_the_median():
     study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1))
     dist = {"x": optuna.distributions.FloatDistribution(0, 1)}
     for value in (0.6, 0.8):
-        study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=dist, value=value, intermediate_values={0: value, 1: value}))
+        study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=dist, value=value,
+                                                  intermediate_values={0: value, 1: value, 2: value}))
     good, bad = PruneOnValidation(study.ask(), "val/mcc"), PruneOnValidation(study.ask(), "val/mcc")
     good.on_validation_end(_fake_trainer(0.75), None)
-    bad.on_validation_end(_fake_trainer(0.5, epoch=0), None)  # warm-up epoch: reported, never pruned
-    bad.on_validation_end(_fake_trainer(math.nan), None)  # undefined: not reported
-    with pytest.raises(optuna.TrialPruned, match=r"pruned after epoch 1: val/mcc 0\.5000"):
+    bad.on_validation_end(_fake_trainer(0.5), None)  # warm-up step: reported, never pruned
+    bad.on_validation_end(_fake_trainer(math.nan), None)  # undefined: step 1, not reported
+    with pytest.raises(optuna.TrialPruned, match=r"pruned after validation 2: val/mcc 0\.5000"):
         bad.on_validation_end(_fake_trainer(0.5), None)
-    assert study.trials[bad.trial.number].intermediate_values == {0: 0.5, 1: 0.5}
+    assert study.trials[bad.trial.number].intermediate_values == {0: 0.5, 2: 0.5}
 
 
 @pytest.mark.parametrize(
@@ -178,7 +170,7 @@ def test_an_interrupted_or_killed_trial_is_dropped_and_the_study_continues(tmp_p
         (run / "test_metrics.json").write_text(json.dumps({"best_val": cfg.optim.lr, "mcc": 0.5}))
         return run
 
-    args = [f"output={tmp_path}", "n_trials=2", "direction=minimize"]
+    args = [f"output={tmp_path}", "n_trials=2", "task.monitor=loss"]
     monkeypatch.setattr(biolm.training, "fit", interrupted)
     with pytest.raises(RunInterrupted, match=r"^sweep: trial 0 stopped by SIGINT at epoch 1, step 12; its partial run was dropped") as error:
         run_sweep(compose("sweep", args))
@@ -193,9 +185,98 @@ def test_an_interrupted_or_killed_trial_is_dropped_and_the_study_continues(tmp_p
 
 
 def test_the_demo_sweep_trains_what_biolm_finetune_composes():
-    from biolm.sweep import finetune_config, trial_config
-
     sweep = compose("sweep", ["experiment=demo_prom300", "search_space=demo", "n_trials=20", "output=runs/sweep_demo", "trainer.max_epochs=4"])
     assert [p.key for p in parse_search_space(sweep.search_space)][:2] == ["optim.lr", "model.trunk.hidden_size"]
     finetune = compose("finetune", ["experiment=demo_prom300", "trainer.max_epochs=4", "optim.lr=0.002", "run_name=trial_0", "output_dir=x", "progress_bar=false"])
     assert trial_config(finetune_config(sweep), {"optim.lr": 0.002}, "trial_0", "x") == finetune
+
+
+def _fake_fit(failures: dict):
+    """A fit that publishes ``best_val = lr`` at once, or fails as ``failures[lr]`` says (an exception, or None: no best_val)."""
+
+    def fit(cfg, callbacks=()):
+        staging = Path(cfg.output_dir) / f".{cfg.run_name}.incomplete"
+        staging.mkdir(parents=True)
+        lr = cfg.optim.lr
+        if isinstance(failures.get(lr), BaseException):
+            raise failures[lr]
+        (staging / "test_metrics.json").write_text(json.dumps({"best_val": None if lr in failures else lr, "mcc": 0.5}))
+        run = Path(cfg.output_dir) / cfg.run_name
+        staging.rename(run)
+        return run
+
+    return fit
+
+
+BRUTE_FORCE = ["sampler._target_=optuna.samplers.BruteForceSampler", "~sampler.n_startup_trials", "+search_space.optim.lr={type:categorical,choices:[0.1,0.5,0.7,0.9]}"]
+
+
+def _only_lr(tmp_path, *extra: str):
+    cfg = compose("sweep", [f"output={tmp_path}", "n_trials=4", *BRUTE_FORCE, *extra])
+    cfg.search_space = {"optim": {"lr": {"type": "categorical", "choices": [0.1, 0.5, 0.7, 0.9]}}}
+    return cfg
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # BruteForceSampler
+def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch, caplog):
+    import biolm.training
+
+    failures = {0.5: BiolmError("data.train: x.csv line 3: invalid character 'Z'"), 0.7: None, 0.9: torch.cuda.OutOfMemoryError("CUDA out of memory.")}
+    monkeypatch.setattr(biolm.training, "fit", _fake_fit(failures))
+    result = run_sweep(_only_lr(tmp_path))
+    states = dict(zip(result.trials["optim.lr"], result.trials.state, strict=True))
+    errors = dict(zip(result.trials["optim.lr"], result.trials.error.fillna(""), strict=True))
+    assert states == {0.1: "COMPLETE", 0.5: "FAIL", 0.7: "FAIL", 0.9: "FAIL"}
+    assert "invalid character 'Z'" in errors[0.5] and errors[0.7].startswith("monitor never finite") and errors[0.9].startswith("out of GPU memory")
+    assert [p.name for p in (tmp_path / "trials").iterdir()] == [f"trial_{int(result.trials.number[result.trials['optim.lr'] == 0.1].iloc[0])}"]
+    failed_lines = [r.message for r in caplog.records if "failed" in r.message and r.levelname == "ERROR"]
+    assert len(failed_lines) == 3 and all("\n" not in line for line in failed_lines)
+    report = (tmp_path / "report.md").read_text()
+    assert "## Failed trials" in report and "3 trial(s) failed" in report and "monitor never finite" in report
+    assert result.best_value == 0.1 and (tmp_path / "experiment" / "best.yaml").is_file()
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # BruteForceSampler
+def test_on_error_stop_ends_the_sweep_after_writing_its_outputs(tmp_path, monkeypatch):
+    import biolm.training
+
+    monkeypatch.setattr(biolm.training, "fit", _fake_fit({lr: BiolmError("data.train: bad file") for lr in (0.1, 0.5, 0.7, 0.9)}))
+    with pytest.raises(BiolmError, match=r"^trial 0 \(optim\.lr=0\.\d\): data\.train: bad file$"):
+        run_sweep(_only_lr(tmp_path, "on_error=stop"))
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert list(trials.state) == ["FAIL"] and trials.error[0] == "data.train: bad file"
+    assert not list((tmp_path / "trials").iterdir())  # the staging folder was dropped
+
+
+def test_a_direction_against_the_monitor_is_refused(tmp_path, capsys):
+    with pytest.raises(BiolmError, match=r"^direction=minimize: the objective is the best validation mcc, picked as its maximum"):
+        run_sweep(compose("sweep", [f"output={tmp_path}", "direction=minimize"]))
+    assert main(["sweep", f"output={tmp_path}", "task.monitor=loss", "direction=maximize"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_second_sweep_on_the_same_output_is_refused(tmp_path, monkeypatch):
+    import biolm.training
+
+    monkeypatch.setattr(biolm.training, "fit", lambda cfg, callbacks=(): pytest.fail("trained beside a running sweep"))
+    fd = os.open(tmp_path / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running sweep holds it
+    try:
+        with pytest.raises(BiolmError, match=r"^output: .* is in use by another biolm sweep"):
+            run_sweep(compose("sweep", [f"output={tmp_path}"]))
+    finally:
+        os.close(fd)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lock"]
+
+
+def test_a_sweep_whose_every_trial_failed_exits_in_one_line(tmp_path, monkeypatch, capsys):
+    import biolm.training
+
+    def missing(cfg, callbacks=()):
+        raise BiolmError("data.train: file not found: x.csv")
+
+    monkeypatch.setattr(biolm.training, "fit", missing)
+    assert main(["sweep", f"output={tmp_path}", "n_trials=1"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after the log lines (the trial's failure among them)
+    assert last.startswith("biolm sweep: error: no trial completed, 1 failed") and last.endswith("trial 0: data.train: file not found: x.csv")

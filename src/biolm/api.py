@@ -17,8 +17,9 @@ from biolm.evaluation import compare_runs, compute_metrics, evaluate
 from biolm.export import export_run
 from biolm.finetuning import finetune, merge_adapter
 from biolm.genomic_prediction import gp_cross_validate, gp_fit, gp_predict
-from biolm.interpret.attributions import Attributions, attribute, load_attributions, write_attributions
+from biolm.interpret.attributions import attribute
 from biolm.interpret.motifs import Motifs, find_motifs, match_known, motif_table, write_motifs
+from biolm.interpret.outputs import Attributions, load_attributions, write_attributions
 from biolm.models.causal_lm import prepare_tokenizer
 from biolm.prediction import predict, predict_records
 from biolm.pretraining import pretrain, train_tokenizer

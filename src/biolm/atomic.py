@@ -2,7 +2,8 @@
 
 In: the destination path. Out: a temporary sibling path to write; on a clean exit it is renamed
 onto the destination (``os.replace``, atomic on one filesystem), on an exception it is removed, so
-an interrupted run never leaves a half-written file that looks complete. This module imports
+an interrupted run never leaves a half-written file that looks complete. `atomic_folder` does the same
+for a whole folder (written beside the target, swapped in, an earlier folder replaced whole). This module imports
 nothing from biolm, so every layer (tokenizers, data, runs, reports) can use it.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,3 +48,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | Path) -> Iterator[Path]:
+    """Yield a fresh hidden folder ``.<name>.writing`` beside ``folder``; swap it into place only on success.
+
+    An earlier ``folder`` is replaced whole (renamed aside, then removed), so no file of an earlier
+    output survives; an exception removes the staging folder and leaves ``folder`` as it was.
+    """
+    folder = Path(folder)
+    stage = folder.parent / f".{folder.name}.writing"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if folder.exists():
+        old = folder.parent / f".{folder.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        folder.rename(old)
+        stage.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        stage.rename(folder)

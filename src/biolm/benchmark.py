@@ -7,11 +7,13 @@ with the model's recommended settings) and trained by `biolm.training.fit` into 
 
 Out, in ``<output>/``: ``results.csv`` (a row per run: task, model, seed, metric, value, wall_s, status, error,
 run), ``summary.csv`` (mean, sample sd and n per task x model, the published numbers as rows of source
-``published``), ``report.md`` and ``plots/summary.png``. Every file is written atomically.
+``published``), ``report.md`` and ``plots/summary.png`` (`biolm.benchmark_report`). Every file is written atomically.
+Runs of earlier invocations into the same output that this one does not plan keep their rows.
 
 Every run's config is composed before any training, so a config mistake (an unknown model, a bad override, a
-missing data file) stops the command before it trains anything. A finished run whose saved ``config.yaml``
-matches the composed config is reused, not trained again; any other is trained afresh (``overwrite=true``).
+missing data file) stops the command before it trains anything. A trained run gets ``composed.yaml`` beside its
+files (its composed config); a finished run whose ``composed.yaml`` equals the config composed now is reused, not
+trained again; any other is trained afresh (``overwrite=true``).
 """
 
 from __future__ import annotations
@@ -26,23 +28,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from biolm.atomic import atomic_path
+from biolm.benchmark_report import RESULT_COLUMNS, published_rows, status_counts, summarize, write_report
 from biolm.composition import compose, override
 from biolm.data.io import write_table
 from biolm.errors import BiolmError, RunInterrupted
 from biolm.training import fit
 
+__all__ = ["SuiteResults", "SuiteRun", "is_finished", "plan_suite", "run_suite", "stale_reason"]
+
 log = logging.getLogger(__name__)
 
-RESULT_COLUMNS = ["task", "model", "seed", "metric", "value", "wall_s", "status", "error", "run"]
-SUMMARY_COLUMNS = ["task", "model", "source", "metric", "mean", "sd", "n"]
+COMPOSED_FILE = "composed.yaml"
 TASK_KEYS = ("data", "task", "metric", "reference_task", "overrides")
 # Keys of a run's config that name where and how it is written, not what it trains.
 BOOKKEEPING_KEYS = ("run_name", "output_dir", "overwrite", "ckpt", "progress_bar")
+# Finetune keys the benchmark sets for each run, with what to pass instead.
+PER_RUN_KEYS = {"model": "pass models=[...]", "seed": "pass seeds=[...]", "run_name": "runs are named <task>-<model>-seed<seed>",
+                "output_dir": "pass output=<suite folder>", "overwrite": "pass retrain=true to train finished runs again"}
 DATA_FILE_KEYS = ("train", "val", "test", "labels_file", "train_bed", "val_bed", "test_bed")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.]*")
 
@@ -86,11 +93,6 @@ class SuiteResults:
     def counts(self) -> dict[str, int]:
         """Runs per status: ``trained``, ``reused``, ``failed``."""
         return status_counts(self.results)
-
-
-def status_counts(results: pd.DataFrame) -> dict[str, int]:
-    """Runs per status of a results table: ``trained``, ``reused``, ``failed``."""
-    return {status: int((results["status"] == status).sum()) for status in ("trained", "reused", "failed")}
 
 
 def override_list(node, field: str) -> list[str]:
@@ -186,6 +188,10 @@ def plan_suite(cfg: DictConfig) -> list[SuiteRun]:
     if stray:
         raise BiolmError(f"model_overrides.{stray[0]}: not among models={models}")
     budget, extra = override_list(suite.get("budget"), "suite.budget"), override_list(cfg.get("finetune"), "finetune")
+    for item in extra:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if key in PER_RUN_KEYS:
+            raise BiolmError(f"finetune: {item} is set per run by the benchmark; {PER_RUN_KEYS[key]}")
     runs_dir = Path(str(cfg.output)) / "runs"
     runs = []
     for task_name, task in tasks.items():
@@ -219,69 +225,45 @@ def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _differences(run: SuiteRun, saved: dict) -> set[str]:
-    """Keys of the run's composed config whose value the saved ``config.yaml`` does not have (bookkeeping keys aside).
-
-    What the fine-tune rewrites by design is compared through its record: an imported checkpoint
-    (``model.pretrained`` -> ``model.pretrained_from``, its architecture in ``model.trunk``) and ``init_from``
-    (whose tokenizer and trunk replace the configured ones).
-    """
-    wanted = OmegaConf.to_container(run.cfg, resolve=True)
-    for key in BOOKKEEPING_KEYS:
-        wanted.pop(key, None)
-    skipped: tuple[str, ...] = ()
-    if wanted.get("model", {}).get("pretrained"):
-        wanted["model"]["pretrained_from"] = wanted["model"].pop("pretrained")
-        skipped += ("model.trunk.", "model.pretrained")
-    if wanted.get("init_from"):
-        skipped += ("tokenizer.", "model.trunk.", "model.head.")
-    flat_saved = _flat(saved)
-    return {key for key, value in _flat(wanted).items() if not key.startswith(skipped) and flat_saved.get(key, object()) != value}
-
-
-def _epochs_planned(run: SuiteRun, saved: dict, n_train: int) -> bool:
-    """Whether the fine-tune's step budget turns the run's ``trainer.max_epochs`` into the saved one."""
-    from biolm.finetuning import plan_schedule
-
-    planned = run.cfg.copy()
-    quiet = logging.getLogger("biolm.finetuning")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)  # the plan is logged when the run trains, not when it is checked
-    try:
-        plan_schedule(planned, n_train)
-    except BiolmError:
-        return False
-    finally:
-        quiet.setLevel(level)
-    return planned.trainer.max_epochs == saved.get("trainer", {}).get("max_epochs")
-
-
 def is_finished(run: SuiteRun) -> bool:
-    """Whether ``run.folder`` holds this run finished: ``test_metrics.json`` written and the saved
-    ``config.yaml`` equal to the composed config (see `stale_reason`)."""
+    """Whether ``run.folder`` holds this run finished (see `stale_reason`)."""
     return stale_reason(run) is None
 
 
 def stale_reason(run: SuiteRun) -> str | None:
     """Why ``run.folder`` does not hold this run finished, or None when it does.
 
-    Finished: ``test_metrics.json`` is written and the saved ``config.yaml`` equals the composed config, bookkeeping
-    keys aside. A ``trainer.max_epochs`` raised by ``schedule.min_steps`` counts as equal when the same budget
-    raises the composed one to it, planned on the run's ``n_train`` sequences (with ``data.window_bp`` the plan
-    counted windows: such a run is then trained again).
+    Finished: ``test_metrics.json`` is written and ``composed.yaml`` (the composed config, written beside the run
+    once it trained) equals the run's composed config now, bookkeeping keys aside (`BOOKKEEPING_KEYS`). The run's
+    own ``config.yaml`` is not compared: the fine-tune rewrites parts of it by design (an imported checkpoint's
+    architecture, ``init_from``'s tokenizer, epochs raised by ``schedule.min_steps``).
     """
-    metrics_file, config_file = run.folder / "test_metrics.json", run.folder / "config.yaml"
-    if not (metrics_file.is_file() and config_file.is_file()):
+    metrics_file, composed_file = run.folder / "test_metrics.json", run.folder / COMPOSED_FILE
+    if not metrics_file.is_file():
         return "no finished run"
+    if not composed_file.is_file():
+        return f"no {COMPOSED_FILE} (not trained by biolm benchmark)"
     try:
-        saved = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
-        n_train = int(json.loads(metrics_file.read_text()).get("n_train") or 0)
+        saved = OmegaConf.to_container(OmegaConf.load(composed_file), resolve=True)
     except (OSError, ValueError, OmegaConfBaseException):
-        return "its config.yaml or test_metrics.json is unreadable"
-    differences = _differences(run, saved)
-    if differences == {"trainer.max_epochs"} and n_train > 0 and _epochs_planned(run, saved, n_train):
-        return None
-    return f"its config.yaml differs in {', '.join(sorted(differences))}" if differences else None
+        return f"its {COMPOSED_FILE} is unreadable"
+    wanted, saved = _flat(_comparable(run.cfg)), _flat({k: v for k, v in (saved or {}).items() if k not in BOOKKEEPING_KEYS})
+    differences = sorted(key for key in set(wanted) | set(saved) if wanted.get(key, _ABSENT) != saved.get(key, _ABSENT))
+    return f"its {COMPOSED_FILE} differs in {', '.join(differences)}" if differences else None
+
+
+def _comparable(cfg: DictConfig) -> dict:
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    return {key: value for key, value in settings.items() if key not in BOOKKEEPING_KEYS}
+
+
+def _write_composed(run: SuiteRun) -> None:
+    """``<run>/composed.yaml``: what `stale_reason` compares the next invocation's composed config with."""
+    with atomic_path(run.folder / COMPOSED_FILE) as tmp:
+        tmp.write_text(OmegaConf.to_yaml(run.cfg, resolve=True))
+
+
+_ABSENT = object()
 
 
 def _metric_value(run: SuiteRun) -> float:
@@ -292,15 +274,6 @@ def _metric_value(run: SuiteRun) -> float:
         raise BiolmError(f"suite.tasks.{run.task}.metric: {run.metric!r} is not in {path}; it has: {names}")
     value = metrics[run.metric]
     return math.nan if value is None else float(value)
-
-
-def _earlier_wall_times(folder: Path) -> dict[str, float]:
-    """Training times from the suite's earlier ``results.csv`` (run folder -> wall_s), for the runs reused now."""
-    try:
-        earlier = pd.read_csv(folder / "results.csv")
-        return {str(run): float(wall) for run, wall in zip(earlier["run"], earlier["wall_s"], strict=True)}
-    except (OSError, ValueError, KeyError, pd.errors.ParserError):
-        return {}
 
 
 def _train(run: SuiteRun, on_error: str) -> tuple[float, str | None]:
@@ -318,11 +291,34 @@ def _train(run: SuiteRun, on_error: str) -> tuple[float, str | None]:
         message = " ".join(line.strip() for line in str(err).splitlines() if line.strip())
         log.error("%s failed: %s", run.folder.name, message)
         return time.perf_counter() - start, message
+    _write_composed(run)
     return time.perf_counter() - start, None
+
+
+def _earlier_results(folder: Path) -> pd.DataFrame:
+    """The suite folder's earlier ``results.csv`` (empty if none or unreadable)."""
+    try:
+        earlier = pd.read_csv(folder / "results.csv", keep_default_na=False, na_values=[""])
+    except (OSError, ValueError, pd.errors.ParserError):
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    if list(earlier.columns) != RESULT_COLUMNS:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    return earlier.assign(error=earlier["error"].fillna("").astype(str), run=earlier["run"].astype(str))
+
+
+def _merge(earlier: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
+    """The earlier rows, each replaced by this invocation's row of the same run folder, then this invocation's new rows."""
+    now = {row["run"]: row for row in rows}
+    kept = [now.pop(run, None) or dict(zip(RESULT_COLUMNS, values, strict=True))
+            for run, values in zip(earlier["run"], earlier[RESULT_COLUMNS].itertuples(index=False), strict=True)]
+    return pd.DataFrame([*kept, *now.values()], columns=RESULT_COLUMNS)
 
 
 def run_suite(cfg: DictConfig) -> SuiteResults:
     """Train (or reuse) every run of a ``benchmark`` config and write its tables, report and plot.
+
+    The tables cover every run folder of ``<output>/results.csv``: a run of an earlier invocation that this one does
+    not plan (``tasks=`` a subset, other models or seeds) keeps its row.
 
     Args:
         cfg: the composed ``benchmark`` config (``compose("benchmark", [...])``).
@@ -340,146 +336,27 @@ def run_suite(cfg: DictConfig) -> SuiteResults:
     if on_error not in ("continue", "stop"):
         raise BiolmError(f"on_error={on_error}: accepted: continue (record the error and go on) or stop")
     runs = plan_suite(cfg)
-    reference = published_rows(cfg, runs)
     folder = Path(str(cfg.output))
-    earlier = _earlier_wall_times(folder)
+    earlier = _earlier_results(folder)
+    tasks = cfg.suite.get("tasks") or {}
+    metrics = {**dict(zip(earlier["task"], earlier["metric"], strict=True)), **{run.task: run.metric for run in runs}}
+    wanted = {task: (tasks[task].get("reference_task") if task in tasks else None, metric) for task, metric in metrics.items()}
+    published = published_rows(cfg.suite.get("reference"), wanted)  # before any training: a bad reference is a config mistake
+    earlier_wall = dict(zip(earlier["run"], earlier["wall_s"], strict=True))
     rows: list[dict] = []
     for index, run in enumerate(runs, start=1):
         why = "retrain=true" if cfg.retrain else stale_reason(run)
         reuse = why is None
         log.info("benchmark run %d/%d %s: %s", index, len(runs), run.folder.name,
                  "finished earlier, reused" if reuse else f"training ({why}): biolm finetune " + " ".join(run.overrides))
-        wall_s, error = (earlier.get(str(run.folder), math.nan), None) if reuse else _train(run, on_error)
+        wall_s, error = (float(earlier_wall.get(str(run.folder), math.nan)), None) if reuse else _train(run, on_error)
         rows.append({"task": run.task, "model": run.model, "seed": run.seed, "metric": run.metric,
                      "value": math.nan if error else _metric_value(run), "wall_s": round(wall_s, 1),
                      "status": "reused" if reuse else "failed" if error else "trained", "error": error or "", "run": str(run.folder)})
-        write_table(pd.DataFrame(rows, columns=RESULT_COLUMNS), str(folder / "results.csv"))  # progress survives an interruption
-    results = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    summary = summarize(results, reference)
+        write_table(_merge(earlier, rows), str(folder / "results.csv"))  # progress survives an interruption
+    results = _merge(earlier, rows)
+    summary = summarize(results, published)
     write_table(summary, str(folder / "summary.csv"))
-    write_report(folder, cfg, results, summary)
+    write_report(folder, str(cfg.suite.get("name") or "suite"), results, summary, override_list(cfg.suite.get("budget"), "suite.budget"),
+                 override_list(cfg.get("finetune"), "finetune"))
     return SuiteResults(results, summary, folder)
-
-
-def published_rows(cfg: DictConfig, runs: list[SuiteRun]) -> pd.DataFrame:
-    """The suite's published numbers of its tasks (`SUMMARY_COLUMNS`, source ``published``; sd and n empty).
-
-    Raises:
-        BiolmError: ``suite.reference`` is missing, lacks a task's metric column, or has no row of a task's ``reference_task``.
-    """
-    reference = cfg.suite.get("reference")
-    wanted = {run.task: (cfg.suite.tasks[run.task].get("reference_task"), run.metric) for run in runs}
-    if not reference or not any(name for name, _ in wanted.values()):
-        return pd.DataFrame(columns=SUMMARY_COLUMNS)
-    try:
-        table = pd.read_csv(str(reference))
-    except (OSError, ValueError, pd.errors.ParserError) as err:
-        raise BiolmError(f"suite.reference: cannot read {reference} ({str(err).splitlines()[0]})") from None
-    rows = []
-    for task, (reference_task, metric) in wanted.items():
-        if not reference_task:
-            continue
-        if not {"task", "model", metric} <= set(table.columns):
-            raise BiolmError(f"suite.reference: {reference} needs columns task, model and {metric} (it has: {', '.join(table.columns)})")
-        chosen = table[table["task"] == reference_task]
-        if chosen.empty:
-            raise BiolmError(f"suite.tasks.{task}.reference_task: no rows for {reference_task!r} in {reference}")
-        rows += [{"task": task, "model": str(model), "source": "published", "metric": metric, "mean": float(value), "sd": math.nan, "n": math.nan}
-                 for model, value in zip(chosen["model"], chosen[metric], strict=True)]
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-
-
-def summarize(results: pd.DataFrame, published: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Mean, sample standard deviation (ddof 1; NaN for one run) and n of the finished runs' values per
-    task x model, in the suite's order, then the ``published`` rows (`SUMMARY_COLUMNS`)."""
-    rows = []
-    for (task, model), group in results.groupby(["task", "model"], sort=False):
-        values = group["value"].dropna()
-        rows.append({"task": task, "model": model, "source": "this suite", "metric": group["metric"].iloc[0],
-                     "mean": values.mean() if len(values) else math.nan, "sd": values.std(ddof=1) if len(values) > 1 else math.nan,
-                     "n": len(values)})
-    ours = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    frame = ours if published is None or published.empty else pd.concat([ours, published], ignore_index=True)
-    order = {task: i for i, task in enumerate(dict.fromkeys(ours["task"]))}
-    frame = frame.assign(n=frame["n"].astype("Int64"), _order=frame["task"].map(order).fillna(len(order)))  # n: empty for published rows
-    return frame.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
-
-
-def _cell(row) -> str:
-    if row["source"] == "this suite" and not row["n"]:
-        return "failed"
-    if not finite(row["mean"]):
-        return "undefined"
-    if row["source"] == "published":
-        return f"{row['mean']:.3f}"
-    return f"{row['mean']:.3f} ± {row['sd']:.3f} (n={int(row['n'])})" if finite(row["sd"]) else f"{row['mean']:.3f} (n={int(row['n'])})"
-
-
-def finite(value) -> bool:
-    """Whether a table cell holds a number (not None or NaN)."""
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def plot_summary(summary: pd.DataFrame, path: Path, title: str) -> None:
-    """Grouped bars per task (a bar per model: the mean, the sd as error bar) with the published numbers as markers; PNG."""
-    from biolm.plots import figure, save_png
-
-    ours, published = summary[summary["source"] == "this suite"], summary[summary["source"] == "published"]
-    tasks, models = list(dict.fromkeys(summary["task"])), list(dict.fromkeys(ours["model"]))
-    centers = np.arange(len(tasks), dtype=float)
-    width = 0.8 / max(len(models), 1)
-    fig, (ax,) = figure(max(5.5, 1.7 * len(tasks) + 3.0), 4.0)
-    for j, model in enumerate(models):
-        rows = ours[ours["model"] == model].set_index("task").reindex(tasks)
-        ax.bar(centers - 0.4 + width * (j + 0.5), rows["mean"].to_numpy(float), width * 0.92, yerr=rows["sd"].fillna(0).to_numpy(float),
-               capsize=3, label=model, error_kw={"elinewidth": 1})
-    names = list(dict.fromkeys(published["model"]))
-    offsets = np.linspace(-0.3, 0.3, len(names)) if len(names) > 1 else [0.0]
-    for marker, offset, name in zip("DosP^vX*<>", offsets, names, strict=False):
-        rows = published[published["model"] == name].set_index("task").reindex(tasks)
-        ax.scatter(centers + offset, rows["mean"].to_numpy(float), marker=marker, s=28, color="black", facecolor="white", zorder=3,
-                   label=f"{name} (published)")
-    metrics = {task: ", ".join(dict.fromkeys(part["metric"])) for task, part in summary.groupby("task", sort=False)}
-    ax.set_xticks(centers, [f"{task}\n({metrics[task]})" for task in tasks])
-    ax.axhline(0, color="grey", linewidth=0.6)
-    ax.set(ylabel="test metric (mean ± sd over seeds)", title=title)
-    ax.grid(axis="y", alpha=0.3)
-    handles, labels = ax.get_legend_handles_labels()
-    first = [labels.index(model) for model in models if model in labels]  # the suite's models, then the published ones
-    order = first + [i for i in range(len(labels)) if i not in first]
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    save_png(fig, path)
-
-
-def write_report(folder: Path, cfg: DictConfig, results: pd.DataFrame, summary: pd.DataFrame) -> Path:
-    """``report.md`` (a row per model, a column per task: mean ± sd (n), published rows below; failed runs listed) and
-    ``plots/summary.png`` of a suite's results, written atomically; returns the report's path."""
-    from biolm.data.io import atomic_path
-    from biolm.plots import markdown_table
-
-    name = str(cfg.suite.get("name") or "suite")
-    plot_summary(summary, folder / "plots" / "summary.png", f"benchmark {name}")
-    tasks = list(dict.fromkeys(summary["task"]))
-    metric_of = {task: ", ".join(dict.fromkeys(part["metric"])) for task, part in summary.groupby("task", sort=False)}
-    table_rows = []
-    for (model, source), part in summary.groupby(["model", "source"], sort=False):
-        cells = part.set_index("task")
-        label = f"{model} (published)" if source == "published" else model
-        table_rows.append((label, *(_cell(cells.loc[task]) if task in cells.index else "" for task in tasks)))
-    counts = status_counts(results)
-    budget, extra = override_list(cfg.suite.get("budget"), "suite.budget"), override_list(cfg.get("finetune"), "finetune")
-    lines = [f"# Benchmark: {name}", "",
-             f"{len(tasks)} tasks x {results['model'].nunique()} models x {results['seed'].nunique()} seeds = {len(results)} runs: "
-             f"{counts['trained']} trained, {counts['reused']} reused, {counts['failed']} failed.", "",
-             f"Budget (every run): `{' '.join(budget) or 'none'}`" + (f"; command line: `{' '.join(extra)}`" if extra else "") + ".",
-             "Each cell: the test metric's mean ± sample sd over seeds (n finished runs); published rows as reported.", "",
-             *markdown_table(table_rows, ("model", *(f"{task} ({metric_of[task]})" for task in tasks))), "",
-             "![summary](plots/summary.png)", ""]
-    failed = results[results["status"] == "failed"]
-    if len(failed):
-        lines += ["## Failed runs", "", *markdown_table([(Path(r).name, e.replace("|", "\\|")) for r, e in zip(failed["run"], failed["error"], strict=True)],
-                                                ("run", "error"), numeric=False), ""]
-    lines += ["Per run: results.csv (and each run folder's report.md); per task x model: summary.csv.", ""]
-    with atomic_path(folder / "report.md") as tmp:
-        tmp.write_text("\n".join(lines), encoding="utf-8")
-    return folder / "report.md"

@@ -17,7 +17,7 @@ def cmd_benchmark(cfg: DictConfig) -> None:
     from rich.table import Table
 
     from biolm import api
-    from biolm.benchmark import finite
+    from biolm.benchmark_report import finite
     from biolm.errors import BiolmError
 
     suite = api.run_suite(cfg)

@@ -25,6 +25,9 @@ RENAMED_KEYS: dict[str, str] = {
     "window": "window_bp",
     "average_rc": "rc_average",
 }
+# Commands that run other commands' configs: an override whose first key is none of the command's own keys or
+# groups joins this list of the command's config (`biolm benchmark optim.lr=2e-3` = `finetune=["optim.lr=2e-3"]`).
+BARE_OVERRIDE_LISTS: dict[str, str] = {"benchmark": "finetune"}
 
 
 def config_file(command: str) -> Path:
@@ -34,6 +37,12 @@ def config_file(command: str) -> Path:
 
 
 def group_options(group: str, root: Path | None = None) -> list[str]:
+    """The option names of a config group (``configs/<group>/*.yaml`` stems, sorted); empty for no such group.
+
+    Args:
+        group: the group folder, e.g. ``model`` or ``search_space``.
+        root: the Hydra root it lives in (default: ``configs/``; ``configs/text`` for the text commands).
+    """
     folder = (root or config_dir()) / group
     return sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
 
@@ -104,6 +113,7 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
     from hydra.errors import HydraException
 
     _refuse_renamed(overrides)
+    overrides, bare = _split_bare(command, overrides)
     overrides = _implied_overrides(command, overrides)
     GlobalHydra.instance().clear()
     root = config_file(command).parent
@@ -112,8 +122,27 @@ def compose(command: str, overrides: list[str]) -> DictConfig:
             cfg = hydra_compose(config_name=command, overrides=overrides)
     except (HydraException, OmegaConfBaseException) as err:
         raise _composition_error(err, root) from None
+    if bare:
+        listed = cfg.get(BARE_OVERRIDE_LISTS[command])
+        cfg[BARE_OVERRIDE_LISTS[command]] = [*(listed or []), *bare]
     resolve_bundled(cfg)
     return cfg
+
+
+def _split_bare(command: str, overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``(the command's own overrides, the others)`` for a command of `BARE_OVERRIDE_LISTS` (else all are its own).
+
+    Own: the first key (``suite`` of ``suite.tasks.a.metric=mcc``) is a top-level key or a group of the command's
+    config, or ``hydra``. The others are composed later, as the other command's overrides (where a typo is named).
+    """
+    if command not in BARE_OVERRIDE_LISTS:
+        return overrides, []
+    config = OmegaConf.load(config_file(command))
+    own = {"hydra", *(str(k) for k in config if k != "defaults")}
+    own |= {str(key).removeprefix("optional ") for item in config.get("defaults") or [] if isinstance(item, DictConfig) for key in item}
+    first = [re.split(r"[.=\[]", item.lstrip("+~"), maxsplit=1)[0] for item in overrides]
+    return ([item for item, key in zip(overrides, first, strict=True) if key in own or item.startswith("-")],
+            [item for item, key in zip(overrides, first, strict=True) if key not in own and not item.startswith("-")])
 
 
 def override(key: str, value) -> str:

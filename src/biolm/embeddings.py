@@ -42,7 +42,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from biolm.atomic import atomic_path
 from biolm.data.datasets import Collator, tokenize_records, truncate_tokens
 from biolm.data.io import SequenceRecords
 from biolm.errors import BiolmError, require_extra
@@ -301,15 +300,29 @@ def _table(records: SequenceRecords, per_record: list[np.ndarray], spans: list[n
 def input_columns(path: str, sequence_column: str, id_column: str | None) -> pd.DataFrame | None:
     """The non-sequence, non-id columns of an input table, one row per record (None: FASTA, stdin, or none).
 
-    Call it after `biolm.data.io.read_records` has read and checked the same file.
+    A column whose every non-empty cell reads as a number becomes numeric (a CSV is read as text); the others stay
+    as they are. Call it after `biolm.data.io.read_records` has read and checked the same file.
     """
-    from biolm.data.io import _format_of, _read_dataframe  # the reader read_records uses, so rows line up
+    from biolm.data.io import format_of, read_dataframe  # the reader read_records uses, so rows line up
 
-    if path == "-" or _format_of(path) == "fasta":
+    if path == "-" or format_of(path) == "fasta":
         return None
-    frame = _read_dataframe(path, _format_of(path)).infer_objects()  # Parquet columns come back as objects
+    frame = read_dataframe(path, format_of(path)).infer_objects()  # Parquet columns come back as objects
     keep = [c for c in frame.columns if str(c) not in (sequence_column, id_column)]
-    return frame[keep].reset_index(drop=True) if keep else None
+    if not keep:
+        return None
+    return pd.DataFrame({column: _numeric_if_all(frame[column]) for column in keep}).reset_index(drop=True)
+
+
+def _numeric_if_all(column: pd.Series) -> pd.Series:
+    """``column`` as numbers when every non-empty cell parses as one (empty cells -> NaN), else unchanged."""
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column
+    present = column.notna() & (column.astype(str).str.strip() != "")
+    if not present.any() or column[present].map(lambda v: isinstance(v, bool)).any():
+        return column
+    numbers = pd.to_numeric(column.where(present), errors="coerce")
+    return numbers if numbers[present].notna().all() else column
 
 
 def embedding_matrix(frame: pd.DataFrame) -> np.ndarray:
@@ -371,16 +384,13 @@ def plot_embeddings(frame: pd.DataFrame, path: str | Path, method: str = "pca", 
     Raises:
         BiolmError: see `project`; ``color_by`` names no column of the table.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from biolm.plots import figure, save_png
 
     if color_by is not None:
         check_color_by(frame, color_by)
     values = embedding_matrix(frame)
     coords, axes_names = project(values, method)
-    fig = Figure(figsize=(6.4, 5.2))
-    FigureCanvasAgg(fig)  # Agg: no display needed, independent of pyplot's global backend
-    ax = fig.subplots()
+    fig, (ax,) = figure(6.4, 5.2)
     size = max(2.0, min(20.0, 4000 / len(coords)))
     if color_by is None:
         ax.scatter(coords[:, 0], coords[:, 1], s=size, alpha=0.7, linewidths=0)
@@ -388,10 +398,7 @@ def plot_embeddings(frame: pd.DataFrame, path: str | Path, method: str = "pca", 
         _coloured_scatter(fig, ax, coords, frame[color_by], color_by, size)
     ax.set(xlabel=axes_names[0], ylabel=axes_names[1], title=f"{method.upper()} of {len(coords)} embeddings ({values.shape[1]} dims)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    return Path(path)
+    return save_png(fig, path)
 
 
 def _coloured_scatter(fig, ax, coords: np.ndarray, column: pd.Series, name: str, size: float) -> None:

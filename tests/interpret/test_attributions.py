@@ -1,5 +1,6 @@
-"""Attributions: token -> base geometry, analytic answers on a linear model, and a known-answer task
-(an implanted motif the attributions must find)."""
+"""Attributions: token -> base geometry, analytic answers on a linear model (every objective, char, k-mer and
+BPE tokenizers, LoRA on the embedding, windows and reverse-complement averaging), DeepLIFT-SHAP on the
+one-hot CNN, the saved folder, and a known-answer task (an implanted motif the attributions must find)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from torch import nn
 from biolm.data.io import SequenceRecords, read_records
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
-from biolm.interpret.attributions import attribute, load_attributions, write_attributions
+from biolm.interpret.attributions import _shuffled, _unknown_baseline, attribute, token_embedding_layer
+from biolm.interpret.outputs import load_attributions, write_attributions
 from biolm.models.heads import SequenceHead, SequenceModel
 from biolm.runs import Run, load_run
 from biolm.tokenizers.bpe import BpeTokenizer
@@ -150,15 +152,25 @@ def test_bad_requests_are_one_line_errors(linear_run):
 
 
 def test_saved_attributions_round_trip(linear_run, tmp_path):
-    ism = attribute(linear_run, records_of(["ACGTTGCAAC", "GGGAAATTTCCC"]), method="ism")
+    ism = attribute(linear_run, SequenceRecords("t", ["é id", "s1"], ["ACGTTGCAAC", "GGGAAATTTCCCN"], None, [1, 2], "line"), method="ism")
     folder = write_attributions(ism, tmp_path / "attr", window_bp=4, top_k=1)
     back = load_attributions(folder)
-    assert back.ids == ism.ids and back.sequences == ism.sequences and back.method == "ism"
-    for a, b in zip(back.scores, ism.scores):
-        assert a == pytest.approx(b)
-    assert back.hypothetical[1].shape == (12, 4)
+    assert back.ids == ism.ids and back.sequences == ism.sequences and back.method == "ism" and back.baseline is None
+    assert back.target == ism.target == ["1", "1"] and back.letters == "ACGT"
+    assert back.output == pytest.approx(ism.output) and back.settings == ism.settings and back.settings["run"] == "."
+    for a, b, ha, hb in zip(back.scores, ism.scores, back.hypothetical, ism.hypothetical):
+        assert a == pytest.approx(b) and ha == pytest.approx(hb)
+    assert back.hypothetical[1].shape == (13, 4)
     assert len(list((folder / "logos").glob("*.png"))) == 1
     assert "| 1 |" in (folder / "report.md").read_text()
+    # a second write replaces the folder whole: no logo of the earlier run stays
+    write_attributions(ism, folder, window_bp=4, top_k=0)
+    assert not (folder / "logos").exists() and load_attributions(folder).ids == ism.ids
+    with pytest.raises(BiolmError, match="window_bp=0"):
+        write_attributions(ism, tmp_path / "never", window_bp=0)
+    with pytest.raises(BiolmError, match="top_k=-1"):
+        write_attributions(ism, tmp_path / "never", top_k=-1)
+    assert not (tmp_path / "never").exists()
 
 
 # --- the known answer: an implanted motif ---------------------------------------------------------------------
@@ -219,3 +231,197 @@ def test_cli_refuses_an_unknown_method(tiny_binary_run, tiny_task, capsys):
     code = main(["interpret", f"run={tiny_binary_run}", f"input={tiny_task['test']}", "output=/tmp/never", "method=gradcam"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "method='gradcam': unknown" in err[0]
+
+
+# --- every objective, tokenizer and adapter on a linear model ---------------------------------------------------
+
+
+def linear_run_of(tok, labels: LabelSpec | None = None, outputs: int = 1, cfg: dict | None = None, max_tokens: int = 64) -> Run:
+    torch.manual_seed(0)
+    trunk = EmbeddingTrunk(tok.vocab_size, 6)
+    trunk.max_tokens = max_tokens
+    model = SequenceModel(trunk, SequenceHead(6, outputs, pooling="mean", dropout=0.0)).eval()
+    return Run(Path("."), OmegaConf.create(cfg or {"data": {}}), tok, labels or LabelSpec("binary", ["0", "1"]), model)
+
+
+def logits_of(run: Run, ids: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        ids = torch.as_tensor(ids)[None]
+        return run.model(ids, torch.ones_like(ids)).logits[0].double().numpy()
+
+
+def test_lora_on_the_embedding_is_inside_the_hooked_output():
+    from peft import LoraConfig, inject_adapter_in_model
+
+    tok = CharTokenizer()
+    run = linear_run_of(tok)
+    inject_adapter_in_model(LoraConfig(r=2, lora_alpha=4, target_modules=["embedding"]), run.model)
+    for name, param in run.model.named_parameters():
+        if "lora_embedding" in name:  # peft starts LoRA at zero; give the adapter a delta to attribute
+            torch.nn.init.normal_(param, std=0.5)
+    layer = token_embedding_layer(run.model)
+    assert type(layer).__module__.startswith("peft") and layer is run.model.trunk.embedding
+    sequence = "ACGTTGCAAC"
+    with torch.no_grad():
+        adapted = layer(torch.arange(tok.vocab_size)).double().numpy()  # (V, D) base + LoRA delta
+    assert not np.allclose(adapted, run.model.trunk.embedding.base_layer.weight.detach().numpy())
+    w = run.model.head.out.weight.detach().double().numpy()[0]
+    ids = tok.encode(sequence)
+    expected = (adapted[ids[1:-1]] - adapted[tok.vocab["N"]]) @ w / len(ids)
+    ig = attribute(run, records_of([sequence]), method="integrated_gradients", baseline="N", steps=8)
+    assert ig.scores[0] == pytest.approx(expected, abs=1e-5)
+    baseline = _unknown_baseline(tok, ids)
+    assert ig.scores[0].sum() == pytest.approx(logits_of(run, ids)[0] - logits_of(run, baseline)[0], abs=1e-5)  # completeness
+
+
+def test_regression_scores_and_output_are_on_the_label_scale():
+    from biolm.prediction import predict
+
+    tok = CharTokenizer()
+    run = linear_run_of(tok, LabelSpec("regression", [], ";", 5.0, 2.0))
+    sequence = "ACGTTGCAAC"
+    ids = tok.encode(sequence)
+    raw = logits_of(run, ids)[0]
+    ig = attribute(run, records_of([sequence]), method="integrated_gradients", baseline="N", steps=8)
+    assert ig.target == ["value"] and ig.output[0] == pytest.approx(raw * 2.0 + 5.0, abs=1e-5)
+    assert ig.output[0] == pytest.approx(float(predict(run, [sequence])["prediction"][0]), abs=1e-5)  # what predict reports
+    assert ig.scores[0].sum() == pytest.approx(2.0 * (raw - logits_of(run, _unknown_baseline(tok, ids))[0]), abs=1e-5)
+    ism = attribute(run, records_of([sequence]), method="ism")
+    mutant = sequence[:3] + "A" + sequence[4:]  # position 3 is T
+    assert ism.hypothetical[0][3, 0] - ism.hypothetical[0][3, 3] == pytest.approx(2.0 * (logits_of(run, tok.encode(mutant))[0] - raw), abs=1e-5)
+    with pytest.raises(BiolmError, match="regression run explains its one predicted value"):
+        attribute(run, records_of([sequence]), method="saliency", target="1")
+
+
+def test_multiclass_explains_the_target_or_each_sequences_top_class():
+    tok = CharTokenizer()
+    run = linear_run_of(tok, LabelSpec("multiclass", ["a", "b", "c"]), outputs=3)
+    sequences = ["ACGTTGCAAC", "GGGGGGCCCC", "TTTTAAAATT"]
+    top = [int(np.argmax(logits_of(run, tok.encode(s)))) for s in sequences]
+    free = attribute(run, records_of(sequences), method="saliency")
+    assert free.target == [["a", "b", "c"][j] for j in top]
+    assert free.output == pytest.approx([logits_of(run, tok.encode(s))[j] for s, j in zip(sequences, top)], abs=1e-5)
+    chosen = attribute(run, records_of(sequences), method="saliency", target="c")
+    assert chosen.target == ["c"] * 3 and chosen.output == pytest.approx([logits_of(run, tok.encode(s))[2] for s in sequences], abs=1e-5)
+    emb = run.model.trunk.embedding.weight.detach().double().numpy()
+    w = run.model.head.out.weight.detach().double().numpy()[2]
+    ids = tok.encode(sequences[0])
+    assert chosen.scores[0] == pytest.approx(emb[ids[1:-1]] @ w / len(ids), abs=1e-5)
+    with pytest.raises(BiolmError, match="target='d': not a class"):
+        attribute(run, records_of(sequences), method="saliency", target="d")
+
+
+def _kmer():
+    return KmerTokenizer(k=3, stride=1)
+
+
+def _bpe():
+    return BpeTokenizer.train(["ACGTTGCA" * 40, "AACCGGTT" * 40, "ACGTACGTNN" * 20], vocab_size=40)
+
+
+@pytest.mark.parametrize("make", [_kmer, _bpe], ids=["kmer3", "bpe"])
+def test_kmer_and_bpe_tokenizers_give_one_score_per_base_and_conserve_the_sum(make):
+    tok = make()
+    run = linear_run_of(tok)
+    sequences = ["ACGTTGCAAACCGGTT", "TTGCAACGTAC"]
+    ig = attribute(run, records_of(sequences), method="integrated_gradients", baseline="N", steps=8)
+    ism = attribute(run, records_of(sequences), method="ism")
+    for sequence, ig_scores, ism_scores, hyp in zip(sequences, ig.scores, ism.scores, ism.hypothetical):
+        assert len(ig_scores) == len(ism_scores) == len(sequence) and hyp.shape == (len(sequence), 4)
+        ids = tok.encode(sequence)
+        difference = logits_of(run, ids)[0] - logits_of(run, _unknown_baseline(tok, ids))[0]
+        assert ig_scores.sum() == pytest.approx(difference, abs=1e-5)  # linear model, N baseline: IG is exact
+    assert ig.settings["n_baselines"] == 1 and ig.settings["convergence_delta"] == pytest.approx(0, abs=1e-5)
+
+
+def test_the_bpe_shuffle_fallback_keeps_the_token_count():
+    tok = _bpe()
+    sequence = "ACGTTGCAACGTTGCAAACCGGTT"
+    ids = tok.encode(sequence)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        shuffled = _shuffled(tok, sequence, ids, rng)
+        assert len(shuffled) == len(ids) and sorted(shuffled.tolist()) == sorted(ids.tolist())
+        assert (shuffled[np.isin(ids, tok.special_ids)] == ids[np.isin(ids, tok.special_ids)]).all()
+
+
+def test_ism_builds_mutants_in_batches_and_names_a_mutant_over_the_token_limit():
+    tok = CharTokenizer()
+    run = linear_run_of(tok)
+    whole = attribute(run, records_of(["ACGTTGCAACNA"]), method="ism", batch_size=128)
+    chunked = attribute(run, records_of(["ACGTTGCAACNA"]), method="ism", batch_size=2)
+    assert chunked.hypothetical[0] == pytest.approx(whole.hypothetical[0], abs=1e-6)
+    assert np.isfinite(whole.scores[0]).all() and whole.hypothetical[0].shape == (12, 4)
+    assert whole.hypothetical[0][10].sum() == pytest.approx(0, abs=1e-6)  # the N base: all four letters are mutants
+    bpe = _bpe()
+    sequence = "ACGTTGCA" * 2
+    bpe_run = linear_run_of(bpe, max_tokens=len(bpe.encode(sequence)))
+    with pytest.raises(BiolmError, match=r"test line 1 \(s0\): the mutant .* tokens, the model reads at most"):
+        attribute(bpe_run, records_of([sequence]), method="ism", batch_size=4)
+    with pytest.raises(BiolmError, match="batch_size=0"):
+        attribute(run, records_of(["ACGT"]), method="ism", batch_size=0)
+
+
+def test_a_windowed_run_refuses_longer_sequences():
+    run = linear_run_of(CharTokenizer(), cfg={"data": {"window_bp": 12}})
+    with pytest.raises(BiolmError, match=r"test line 2 \(s1\) is 13 bp; .*data.window_bp=12.*windows of 12 bp"):
+        attribute(run, records_of(["ACGTACGTACGT", "ACGTACGTACGTA"]), method="saliency")
+    assert len(attribute(run, records_of(["ACGTACGTACGT"]), method="saliency").scores[0]) == 12
+
+
+def test_rc_average_explains_the_mean_of_both_strands():
+    from biolm.tokenizers.alphabet import DNA
+
+    tok = CharTokenizer()
+    run = linear_run_of(tok, cfg={"data": {}, "predict": {"rc_average": True}})
+    sequence = "AACGTTTGCAG"
+    reverse = DNA.reverse_complement(sequence)
+    emb = run.model.trunk.embedding.weight.detach().double().numpy()
+    w = run.model.head.out.weight.detach().double().numpy()[0]
+    n = len(sequence) + 2
+    value = {b: emb[tok.vocab[b]] @ w / n for b in "ACGTN"}
+    ig = attribute(run, records_of([sequence]), method="integrated_gradients", baseline="N", steps=8)
+    assert ig.settings["rc_average"] is True
+    assert ig.output[0] == pytest.approx((logits_of(run, tok.encode(sequence))[0] + logits_of(run, tok.encode(reverse))[0]) / 2, abs=1e-5)
+    complement = dict(zip("ACGT", "TGCA"))
+    expected = [(value[b] + value[complement[b]]) / 2 - value["N"] for b in sequence]  # base i and its partner on the other strand
+    assert ig.scores[0] == pytest.approx(expected, abs=1e-5)
+    ism = attribute(run, records_of([sequence]), method="ism")
+    mean = np.mean([value[b] for b in "ACGT"])
+    row = [(value[b] + value[complement[b]]) / 2 - mean for b in "ACGT"]  # the same for every position: linear
+    assert ism.hypothetical[0] == pytest.approx(np.tile(row, (len(sequence), 1)), abs=1e-5)
+
+
+def test_deeplift_shap_on_the_one_hot_cnn_converges():
+    from biolm.models.onehot_cnn import OneHotCnn
+
+    tok = CharTokenizer()
+    torch.manual_seed(0)
+    trunk = OneHotCnn(tok.vocab_size, tok.pad_id, channels=8, kernel_sizes=[5, 3], pool_size=2, dropout=0.0, batch_norm=False)
+    model = SequenceModel(trunk, SequenceHead(8, 1, pooling="mean", dropout=0.0)).eval()
+    run = Run(Path("."), OmegaConf.create({"data": {}}), tok, LabelSpec("binary", ["0", "1"]), model)
+    assert token_embedding_layer(model) is trunk.token_embedding
+    rng = np.random.default_rng(0)
+    sequences = ["".join(rng.choice(list("ACGT"), 40)) for _ in range(3)]
+    for baseline in ("N", "shuffle"):
+        found = attribute(run, records_of(sequences), method="deeplift_shap", baseline=baseline, n_baselines=4)
+        # module ReLU and max pooling get the rescale rule: measured |delta| ~1e-8 against outputs ~0.1
+        assert found.settings["convergence_delta"] < 1e-5
+        assert all(len(s) == 40 for s in found.scores)
+
+
+def test_cli_reads_target_as_a_class_name_and_refuses_bad_settings_before_work(tiny_binary_run, tiny_task, tmp_path, capsys):
+    import json
+
+    from biolm.cli import main
+
+    out = tmp_path / "attr"
+    assert main(["interpret", f"run={tiny_binary_run}", f"input={tiny_task['test']}", f"output={out}", "method=saliency", "target=1", "top_k=1"]) == 0
+    assert set(load_attributions(out).target) == {"1"}
+    assert json.loads((out / "attributions.json").read_text())["settings"]["run"] == str(tiny_binary_run)
+    capsys.readouterr()
+    for setting in ("window_bp=0", "top_k=-1", "batch_size=0"):
+        never = tmp_path / f"never_{setting.split('=')[0]}"
+        code = main(["interpret", f"run={tiny_binary_run}", f"input={tiny_task['test']}", f"output={never}", "method=saliency", setting])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and setting.split("=")[0] in err[0] and not never.exists()

@@ -70,7 +70,12 @@ class SequenceRecords:
         )
 
 
-def _format_of(path: str) -> str:
+def format_of(path: str) -> str:
+    """The format of a sequence file by its suffix (``.gz`` aside): fasta, csv, tsv or parquet.
+
+    Raises:
+        BiolmError: an unknown suffix (naming the accepted ones).
+    """
     name = path.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -181,7 +186,17 @@ def _header_label(words: list[str], key: str, where: str) -> str:
     )
 
 
-def _read_dataframe(path: str, fmt: str, text: str | None = None) -> pd.DataFrame:
+def read_dataframe(path: str, fmt: str, text: str | None = None) -> pd.DataFrame:
+    """A CSV/TSV (every cell a string, empty cells ``""``) or Parquet table (object columns, ``None`` for missing).
+
+    Args:
+        path: the file (named in errors).
+        fmt: csv, tsv or parquet (`format_of`).
+        text: the file's text, when already read (CSV/TSV, e.g. from stdin).
+
+    Raises:
+        BiolmError: an empty or unparsable file.
+    """
     try:
         if fmt == "parquet":
             frame = pd.read_parquet(path)
@@ -268,7 +283,7 @@ def read_records(
     else:
         _check_file(path, field_name)
         source = path
-        fmt = _format_of(path)
+        fmt = format_of(path)
         text = read_text(path) if fmt != "parquet" else None
         if text is not None and not text.strip():
             raise BiolmError(f"{path}: file is empty; expected {ACCEPTED_FORMATS}")
@@ -279,17 +294,17 @@ def read_records(
         if labels_file is not None:
             records.labels = _join_side_labels(records, labels_file, label_column)
         return records
-    frame = _read_dataframe(source if path != "-" else "<stdin>", fmt, text)
+    frame = read_dataframe(source if path != "-" else "<stdin>", fmt, text)
     return _table_records(frame, source, fmt, sequence_column, label_column, id_column, require_label)
 
 
 def _join_side_labels(records: SequenceRecords, labels_file: str, label_column: str | None) -> list[str]:
     """Labels of ``records`` looked up by id in a side table; ids must be unique on both sides."""
     _check_file(labels_file, "data.labels_file")
-    fmt = _format_of(labels_file)
+    fmt = format_of(labels_file)
     if fmt == "fasta":
         raise BiolmError(f"data.labels_file: {labels_file} must be a table with columns id,{label_column}")
-    frame = _read_dataframe(labels_file, fmt)
+    frame = read_dataframe(labels_file, fmt)
     columns = [str(c) for c in frame.columns]
     for needed in ("id", label_column):
         if needed not in columns:

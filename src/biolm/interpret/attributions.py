@@ -2,42 +2,62 @@
 
 In: a loaded `Run` (any trunk, any tokenizer, a sequence-level task) and `SequenceRecords`.
 Out: `Attributions`, one ``(L_i,)`` float32 score per base of each normalised sequence (positive
-where the base pushes the explained output up), saved as ``attributions.npz`` + ``summary.csv``.
+where the base pushes the explained output up), saved as ``attributions.npz`` + ``attributions.json``
++ ``summary.csv`` (`write_attributions` adds logos and ``report.md``).
 
-The explained output is the model's raw output for one column: binary, the positive class's logit;
-multiclass and multilabel, the logit of ``target`` (a class name) or, with ``target=None``, of each
-sequence's highest-scoring class; regression, the predicted value (in the head's standardised units).
+The explained output is chosen by the run's objective (`SequenceObjective.explained`): binary, the
+positive class's logit; multiclass and multilabel, the logit of ``target`` (a class name) or, with
+``target=None``, of each sequence's highest-scoring class; regression, the predicted value on the
+label scale (``logit * std + mean``, as ``biolm predict`` reports it; scores are scaled by ``std``).
+
+Windows and strands, so the explained number is the one ``biolm predict`` computes:
+
+- A run trained with ``data.window_bp`` predicts long inputs window by window; attributions explain
+  one window at a time, so a sequence longer than ``window_bp`` is refused (cut the input into
+  windows of that size first). Every sequence must also fit the model whole (``run.max_tokens``).
+- With ``predict.rc_average`` the reverse complement is attributed too: the explained output is the
+  mean of the two strands' outputs, and the scores (and ISM's hypothetical matrix) are the mean of
+  the forward scores and the reverse complement's scores read back onto the forward strand (reversed;
+  hypothetical columns also complemented). For regression this is exactly predict's value; for
+  classification predict averages the two strands' probabilities, so it is the mean logit.
 
 Methods:
 
 - ``ism``: in-silico mutagenesis through the model. Every base is replaced by each other letter of the
-  alphabet (A, C, G, T for DNA), the mutants are scored in batches, and ``delta[i, b]`` is the output
-  change (0 at the reference letter). ``hypothetical = delta - delta.mean(axis=1)`` (``(L, 4)``, what
-  TF-MoDISco calls hypothetical contributions) and a base's score is its reference letter's entry,
-  ``-mean_b delta[i, b]``. 3 L forward passes per sequence; exact for any model, no baseline.
+  alphabet (its letters without the unknown one: A, C, G, T for DNA), mutants are built and scored
+  ``batch_size`` at a time, and ``delta[i, b]`` is the output change (0 at the reference letter).
+  ``hypothetical = delta - delta.mean(axis=1)`` (``(L, A)``, what TF-MoDISco calls hypothetical
+  contributions) and a base's score is its reference letter's entry, ``-mean_b delta[i, b]``. For DNA
+  that is 3 L forward passes per sequence (A - 1 per base for an alphabet of A letters; A at an
+  unknown letter); exact for any model, no baseline.
 - ``saliency``: gradient x input at the token-embedding layer (Captum ``LayerGradientXActivation``;
   Shrikumar et al. 2016, arXiv:1605.01713), summed over the embedding dimension.
 - ``integrated_gradients``: Captum ``LayerIntegratedGradients`` at the token-embedding layer,
   ``steps`` Riemann steps from the baseline (Sundararajan et al. 2017, ICML), summed over the
-  embedding dimension; with ``baseline="shuffle"`` averaged over ``n_baselines`` shuffles.
+  embedding dimension; with ``baseline="shuffle"`` averaged over ``n_baselines`` shuffles. The mean
+  absolute convergence delta (scores' sum minus the output difference) is recorded
+  (``convergence_delta``).
 - ``deeplift_shap``: Captum ``DeepLiftShap`` over ``n_baselines`` baselines (Lundberg & Lee 2017,
   NeurIPS; Shrikumar et al. 2017, ICML), applied to the token-embedding layer's output (Captum's
-  ``LayerDeepLiftShap`` needs float model inputs, and biolm's models read token ids). Captum applies the DeepLIFT rescale rule to
-  non-linearities that are modules (``nn.ReLU``, ``nn.Sigmoid``, ...); functional ones (the GELU and
-  softmax inside attention, max pooling in heads) get plain gradients, so the scores sum to the output
-  difference only approximately; the mean absolute convergence delta is recorded in the settings
-  (``convergence_delta``). The one-hot CNN's blocks use module ReLU and max pooling for this reason.
+  ``LayerDeepLiftShap`` needs float model inputs, and biolm's models read token ids). Captum applies
+  the DeepLIFT rescale rule to non-linearities that are modules (``nn.ReLU``, ``nn.Sigmoid``, ...);
+  functional ones (the GELU and softmax inside attention, max pooling in heads) get plain gradients,
+  so the scores sum to the output difference only approximately; the mean absolute convergence delta
+  is recorded (``convergence_delta``). The one-hot CNN's blocks use module ReLU and max pooling.
 
 The token-embedding layer is the trunk's ``token_embedding`` module when it declares one (the
-one-hot CNN), else its first ``nn.Embedding``. Token scores become base scores through the
-tokenizer's geometry (`biolm.tokenizers.geometry.base_scores`: a token's score is shared evenly
-among its bases, so overlapping k-mers each give a share to a base, and a BPE token's score is
-spread over its run of bases); special tokens' scores are dropped (their share is reported).
+one-hot CNN), else its first ``nn.Embedding``; when LoRA (peft) wraps that embedding, the wrapper,
+whose output includes the adapter's delta. Token scores become base scores through the tokenizer's
+geometry (`biolm.tokenizers.geometry.base_scores`: a token's score is shared evenly among its
+bases, so overlapping k-mers each give a share to a base, and a BPE token's score is spread over its
+run of bases); special tokens' scores are dropped (their share is reported).
 
 Baselines (recorded in the output): ``shuffle``, each sequence's letters shuffled (seeded;
 mononucleotide composition kept) and encoded again; a BPE tokenizer's token count changes when
 letters move, so there the non-special token ids are shuffled instead. ``N``: every non-special
-token replaced by the unknown token (the ``N`` token of a char tokenizer, ``[UNK]`` otherwise).
+token replaced by the unknown token (the ``N`` token of a char tokenizer, ``[UNK]`` otherwise; one
+baseline, recorded as ``n_baselines=1``). On the one-hot CNN, ``N`` is the one-hot of the N channel,
+not an all-zero input.
 
 Captum rather than tangermeme: tangermeme's attribution functions take a one-hot ``(N, 4, L)`` input,
 while biolm's transformer and Hyena trunks read token ids through an embedding; Captum's layer
@@ -46,137 +66,24 @@ methods attribute at that embedding for any ``nn.Module``, which covers every tr
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from biolm.atomic import atomic_path
 from biolm.data.datasets import Collator, tokenize_records
 from biolm.data.io import SequenceRecords
 from biolm.errors import BiolmError, require_extra
-from biolm.prediction import batch_logits
+from biolm.interpret.outputs import Attributions
+from biolm.prediction import batch_logits, window_setting
 from biolm.tokenizers.geometry import base_scores
 
 log = logging.getLogger(__name__)
 
 METHODS = ("ism", "saliency", "integrated_gradients", "deeplift_shap")
 BASELINES = ("shuffle", "N")
-
-
-@dataclass
-class Attributions:
-    """Per-base attributions of N sequences (see the module docstring).
-
-    Attributes:
-        ids: sequence ids (N).
-        sequences: the normalised sequences (upper case), as the model read them (N).
-        scores: ``(L_i,)`` float32 per-base scores, in units of the explained output.
-        output: ``(N,)`` the explained output (logit or value) of each sequence.
-        target: ``(N,)`` the class explained (the task name for regression).
-        method: one of `METHODS`.
-        baseline: one of `BASELINES` (None for ``ism``).
-        letters: the alphabet letters of ``hypothetical``'s columns.
-        hypothetical: ``ism`` only: ``(L_i, len(letters))`` float32 mean-centred mutation effects.
-        settings: the method's parameters (steps, n_baselines, seed, special-token share, ...).
-    """
-
-    ids: list[str]
-    sequences: list[str]
-    scores: list[np.ndarray]
-    output: np.ndarray
-    target: list[str]
-    method: str
-    baseline: str | None
-    letters: str = "ACGT"
-    hypothetical: list[np.ndarray] | None = None
-    settings: dict = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def top_windows(self, window_bp: int) -> np.ndarray:
-        """``(N, 2)`` int64 ``[start, end)`` of each sequence's ``window_bp`` window of largest summed score."""
-        out = np.zeros((len(self), 2), dtype=np.int64)
-        for i, scores in enumerate(self.scores):
-            width = min(window_bp, len(scores))
-            sums = np.convolve(scores, np.ones(width), mode="valid")  # (L - width + 1,)
-            start = int(np.argmax(sums))
-            out[i] = (start, start + width)
-        return out
-
-    def summary(self, window_bp: int = 10) -> pd.DataFrame:
-        """One row per sequence: id, length, target, output, total score and the top window (0-based, half-open)."""
-        top = self.top_windows(window_bp)
-        return pd.DataFrame({
-            "id": self.ids,
-            "length_bp": [len(s) for s in self.sequences],
-            "target": self.target,
-            "output": self.output.astype(float),
-            "total_score": [float(s.sum()) for s in self.scores],
-            "top_start": top[:, 0],
-            "top_end": top[:, 1],
-            "top_score": [float(s[a:b].sum()) for s, (a, b) in zip(self.scores, top)],
-            "top_sequence": [seq[a:b] for seq, (a, b) in zip(self.sequences, top)],
-        })
-
-    def save(self, folder: str | Path, window_bp: int = 10) -> Path:
-        """Write ``attributions.npz`` (ragged arrays flattened with ``offsets``), ``attributions.json`` and ``summary.csv``."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        lengths = np.array([len(s) for s in self.scores], dtype=np.int64)
-        arrays = {
-            "ids": np.array(self.ids, dtype=str),
-            "sequences": np.array(self.sequences, dtype=str),
-            "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),  # (N + 1,)
-            "scores": np.concatenate(self.scores).astype(np.float32) if len(self) else np.zeros(0, np.float32),
-            "output": self.output.astype(np.float32),
-            "target": np.array(self.target, dtype=str),
-        }
-        if self.hypothetical is not None:
-            arrays["hypothetical"] = np.concatenate(self.hypothetical).astype(np.float32)  # (sum L, A)
-        with atomic_path(folder / "attributions.npz") as tmp, open(tmp, "wb") as handle:
-            np.savez_compressed(handle, **arrays)
-        meta = {"method": self.method, "baseline": self.baseline, "letters": self.letters, "n_sequences": len(self), **self.settings}
-        with atomic_path(folder / "attributions.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2) + "\n")
-        with atomic_path(folder / "summary.csv") as tmp:
-            self.summary(window_bp).to_csv(tmp, index=False)
-        return folder
-
-
-def load_attributions(folder: str | Path) -> Attributions:
-    """Read a folder written by `Attributions.save` (``biolm interpret``).
-
-    Raises:
-        BiolmError: the folder has no readable ``attributions.npz`` / ``attributions.json``.
-    """
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / "attributions.json").read_text())
-        data = np.load(folder / "attributions.npz")
-        offsets = data["offsets"]
-        split = lambda flat: [flat[a:b] for a, b in zip(offsets[:-1], offsets[1:])]  # noqa: E731
-        return Attributions(
-            ids=[str(x) for x in data["ids"]],
-            sequences=[str(x) for x in data["sequences"]],
-            scores=split(data["scores"]),
-            output=data["output"],
-            target=[str(x) for x in data["target"]],
-            method=meta.pop("method"),
-            baseline=meta.pop("baseline"),
-            letters=meta.pop("letters"),
-            hypothetical=split(data["hypothetical"]) if "hypothetical" in data.files else None,
-            settings={k: v for k, v in meta.items() if k != "n_sequences"},
-        )
-    except (OSError, KeyError, ValueError) as err:
-        raise BiolmError(f"attributions={folder}: not a folder written by biolm interpret ({err})") from None
 
 
 def token_embedding_layer(model: nn.Module) -> nn.Module:
@@ -189,28 +96,12 @@ def token_embedding_layer(model: nn.Module) -> nn.Module:
         declared = getattr(module, "token_embedding", None)
         if isinstance(declared, nn.Module):
             return declared
-    for module in model.modules():
+    for name, module in model.named_modules():
         if isinstance(module, nn.Embedding):
+            if name.endswith(".base_layer"):  # a peft (LoRA) wrapper: its output includes the adapter's delta
+                return model.get_submodule(name.rsplit(".", 1)[0])
             return module
     raise BiolmError(f"{type(model).__name__} has no token embedding to attribute at (declare a token_embedding module)")
-
-
-def _target_columns(run, logits: torch.Tensor, target: str | None) -> tuple[list[int], list[str]]:
-    """The output column explained for each sequence, and its name."""
-    objective = run.objective
-    if objective.name == "regression":
-        return [0] * len(logits), [objective.name] * len(logits)
-    classes = list(objective.classes)
-    if objective.name == "binary":
-        if target is not None and target != classes[1]:
-            raise BiolmError(f"target={target!r}: a binary run explains its positive class {classes[1]!r} (pass target=null)")
-        return [0] * len(logits), [classes[1]] * len(logits)
-    if target is not None:
-        if target not in classes:
-            raise BiolmError(f"target={target!r}: not a class of this run (accepted: {', '.join(classes)}, or null for each sequence's top class)")
-        return [classes.index(target)] * len(logits), [target] * len(logits)
-    top = logits.argmax(dim=1).tolist()
-    return top, [classes[j] for j in top]
 
 
 def _shuffled(tokenizer, sequence: str, ids: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -235,43 +126,52 @@ def _unknown_baseline(tokenizer, ids: np.ndarray) -> np.ndarray:
     return out
 
 
-def _gradient_scores(run, tokens, columns, method, baseline, n_baselines, steps, seed, batch_size, sequences):
-    """Token-level scores ``(n_tokens,)`` per sequence from a Captum layer method."""
+def _baseline_batch(tokenizer, collate, sequences, tokens, pick, baseline: str, rng) -> torch.Tensor:
+    """``(B, L)`` baseline ids of the sequences ``pick``, padded like their batch."""
+    rows = [_shuffled(tokenizer, sequences[i], tokens[i], rng) if baseline == "shuffle" else _unknown_baseline(tokenizer, tokens[i]) for i in pick]
+    return collate([(row, None, 0) for row in rows])["input_ids"]
+
+
+def _gradient_scores(run, tokens, columns, method, baseline, n_baselines, steps, seed, batch_size, sequences) -> tuple[list[np.ndarray], list[float]]:
+    """Token-level scores ``(n_tokens,)`` per sequence from a Captum layer method, and the per-sequence |convergence delta|."""
     require_extra("analysis", "captum")
     from captum.attr import DeepLiftShap, LayerGradientXActivation, LayerIntegratedGradients
 
     model = run.model
     layer = token_embedding_layer(model)
-    forward = lambda ids, mask: model(ids, mask).logits  # noqa: E731  (B, C)
-    explainer = {
-        "saliency": LayerGradientXActivation,
-        "integrated_gradients": LayerIntegratedGradients,
-    }[method](forward, layer) if method != "deeplift_shap" else None
+
+    def forward(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # (B, L) ids -> (B, C) logits
+        return model(ids, mask).logits
+
     tokenizer, rng = run.tokenizer, np.random.default_rng(seed)
     collate = Collator(tokenizer.pad_id)
     device = next(model.parameters()).device
     out: list[np.ndarray] = [np.zeros(0)] * len(tokens)
     deltas: list[float] = []
-    per_batch = 1 if method == "deeplift_shap" else max(1, batch_size // (1 if method == "saliency" else max(1, steps // 8)))
+    draws = n_baselines if baseline == "shuffle" else 1
+    # integrated gradients runs `steps` forwards per sequence in internal batches of batch_size
+    per_batch = {"saliency": batch_size, "integrated_gradients": max(1, batch_size // max(1, steps // 8)), "deeplift_shap": 1}[method]
     order = np.argsort([len(t) for t in tokens], kind="stable")
     for start in range(0, len(order), per_batch):
         pick = order[start : start + per_batch]
         batch = collate([(tokens[i], None, int(i)) for i in pick])
         ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
         target = [columns[i] for i in pick]
-        draws = n_baselines if baseline == "shuffle" else 1
-        baselines_for = lambda draw_rng, pick=pick: _baseline_batch(tokenizer, collate, sequences, tokens, pick, baseline, draw_rng).to(device)  # noqa: E731
+
+        def baselines_for(draw_rng: np.random.Generator, pick: np.ndarray = pick) -> torch.Tensor:
+            return _baseline_batch(tokenizer, collate, sequences, tokens, pick, baseline, draw_rng).to(device)
 
         if method == "saliency":
-            attr = explainer.attribute(ids, additional_forward_args=(mask,), target=target)
+            attr = LayerGradientXActivation(forward, layer).attribute(ids, additional_forward_args=(mask,), target=target)
         elif method == "integrated_gradients":
-            attr = sum(
-                explainer.attribute(ids, baselines=baselines_for(rng), additional_forward_args=(mask,), target=target, n_steps=steps,
-                                    internal_batch_size=max(batch_size, len(pick)))
-                for _ in range(draws)
-            ) / draws
+            explainer, attr = LayerIntegratedGradients(forward, layer), 0
+            for _ in range(draws):
+                one, delta = explainer.attribute(ids, baselines=baselines_for(rng), additional_forward_args=(mask,), target=target, n_steps=steps,
+                                                 internal_batch_size=max(batch_size, len(pick)), return_convergence_delta=True)
+                attr = attr + one / draws
+                deltas.extend(delta.detach().abs().cpu().tolist())
         else:  # deeplift_shap: one sequence against a distribution of its baselines, at the embedding's output
-            refs = torch.cat([baselines_for(rng) for _ in range(max(2, draws))])  # (n_b, L)
+            refs = torch.cat([baselines_for(rng) for _ in range(max(2, draws))])  # (n_b, L); Captum needs >= 2 (N: two equal ones)
             embedded = _layer_output(model, layer, ids, mask)  # (1, L, D)
             reference = _layer_output(model, layer, refs, mask.expand(len(refs), -1))  # (n_b, L, D)
             with warnings.catch_warnings():  # Captum announces its temporary hooks on every call
@@ -279,24 +179,22 @@ def _gradient_scores(run, tokens, columns, method, baseline, n_baselines, steps,
                 attr, delta = DeepLiftShap(_FromEmbedding(model, layer)).attribute(
                     embedded, baselines=reference, additional_forward_args=(ids, mask), target=target, return_convergence_delta=True
                 )
-            deltas.append(float(delta.abs().mean()))
+            deltas.append(float(delta.detach().abs().mean()))
         summed = attr.detach().float().sum(dim=-1).cpu().numpy()  # (B, L, D) -> (B, L)
         for row, i in enumerate(pick):
             out[i] = summed[row, : len(tokens[i])]
-    return out, (float(np.mean(deltas)) if deltas else None)
-
-
-def _baseline_batch(tokenizer, collate, sequences, tokens, pick, baseline: str, rng) -> torch.Tensor:
-    """``(B, L)`` baseline ids of the sequences ``pick``, padded like their batch."""
-    rows = [_shuffled(tokenizer, sequences[i], tokens[i], rng) if baseline == "shuffle" else _unknown_baseline(tokenizer, tokens[i]) for i in pick]
-    return collate([(row, None, 0) for row in rows])["input_ids"]
+    return out, deltas
 
 
 @torch.no_grad()
 def _layer_output(model: nn.Module, layer: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """What ``layer`` outputs when ``model`` reads ``ids``: ``(B, L, D)``."""
     seen = []
-    handle = layer.register_forward_hook(lambda module, args, output: seen.append(output))
+
+    def keep(module, args, output):
+        seen.append(output)
+
+    handle = layer.register_forward_hook(keep)
     try:
         model(ids, mask)
     finally:
@@ -316,34 +214,75 @@ class _FromEmbedding(nn.Module):
         self.model, self.layer = model, layer
 
     def forward(self, embedded: torch.Tensor, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        handle = self.layer.register_forward_hook(lambda module, args, output: embedded)
+        def replace(module, args, output):
+            return embedded
+
+        handle = self.layer.register_forward_hook(replace)
         try:
             return self.model(input_ids, attention_mask).logits
         finally:
             handle.remove()
 
 
-def _ism(run, sequences: list[str], columns: list[int], batch_size: int) -> tuple[list[np.ndarray], list[np.ndarray], str]:
-    """Per-base scores and ``(L, A)`` hypothetical contributions by in-silico mutagenesis."""
-    alphabet, tokenizer = run.tokenizer.alphabet, run.tokenizer
+def _ism(run, names: list[str], sequences: list[str], reference: np.ndarray, columns: list[int], batch_size: int
+         ) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    """Per-base scores and ``(L, A)`` hypothetical contributions by in-silico mutagenesis (``reference``: ``(N,)`` unmutated outputs)."""
+    alphabet, tokenizer, limit = run.tokenizer.alphabet, run.tokenizer, run.max_tokens
     letters = alphabet.letters.replace(alphabet.unknown, "")
+    letter_array = np.array(list(letters))
     scores, hypothetical = [], []
-    for sequence, column in zip(sequences, columns):
-        mutants, where = [sequence], []
-        for i, ref in enumerate(sequence):
-            for b, letter in enumerate(letters):
-                if letter != ref:
-                    mutants.append(sequence[:i] + letter + sequence[i + 1 :])
-                    where.append((i, b))
-        tokens = tokenizer.encode_batch(mutants)
-        values = batch_logits(run, tokens, batch_size)[:, column].double().numpy()  # (1 + n_mutants,)
+    for name, sequence, ref_value, column in zip(names, sequences, reference, columns):
+        bases = np.array(list(sequence))
+        rows = np.repeat(np.arange(len(sequence)), len(letters))  # (L * A,) position of each candidate mutant
+        cols = np.tile(np.arange(len(letters)), len(sequence))  # (L * A,) its new letter
+        keep = letter_array[cols] != bases[rows]
+        rows, cols = rows[keep], cols[keep]
+        values = np.empty(len(rows))
+        for start in range(0, len(rows), batch_size):  # mutants are built and scored a batch at a time
+            chunk = range(start, min(start + batch_size, len(rows)))
+            mutants = [sequence[: rows[k]] + letters[cols[k]] + sequence[rows[k] + 1 :] for k in chunk]
+            tokens = tokenizer.encode_batch(mutants)
+            over = [k for k, t in zip(chunk, tokens) if limit is not None and len(t) > limit]
+            if over:
+                k = over[0]
+                raise BiolmError(f"{name}: the mutant {sequence[rows[k]]}>{letters[cols[k]]} at 0-based position {rows[k]} is "
+                                 f"{len(tokens[k - start])} tokens, the model reads at most {limit}; method=ism needs every single-letter "
+                                 "mutant to fit: shorten the sequence")
+            values[start : start + len(mutants)] = batch_logits(run, tokens, batch_size)[:, column].double().numpy()
         delta = np.zeros((len(sequence), len(letters)))  # (L, A), 0 at the reference letter
-        rows, cols = np.array(where).T if where else (np.zeros(0, int), np.zeros(0, int))
-        delta[rows, cols] = values[1:] - values[0]
-        hyp = delta - delta.mean(axis=1, keepdims=True)
-        hypothetical.append(hyp.astype(np.float32))
+        delta[rows, cols] = values - float(ref_value)
+        hypothetical.append((delta - delta.mean(axis=1, keepdims=True)).astype(np.float32))
         scores.append((-delta.mean(axis=1)).astype(np.float32))
     return scores, hypothetical, letters
+
+
+def _token_to_base(tokenizer, sequences: list[str], token_scores: list[np.ndarray]) -> tuple[list[np.ndarray], list[float]]:
+    """Token scores -> per-base scores, and each sequence's share of |score| on special tokens."""
+    scores, special = [], []
+    for sequence, ts in zip(sequences, token_scores):
+        spans = tokenizer.token_spans(sequence)
+        scores.append(base_scores(spans, ts, len(sequence)).astype(np.float64))
+        real = spans[:, 1] > spans[:, 0]
+        total = np.abs(ts).sum()
+        special.append(float(np.abs(ts[~real]).sum() / total) if total > 0 else 0.0)
+    return scores, special
+
+
+def _check_fits(run, records: SequenceRecords, sequences: list[str], tokens: list[np.ndarray], strand: str) -> None:
+    """Refuse sequences longer than the run's window or than the model reads (naming the record)."""
+    window_bp, _ = window_setting(run.cfg.get("data") or {})
+    for i, sequence in enumerate(sequences):
+        if window_bp is not None and len(sequence) > window_bp:
+            raise BiolmError(
+                f"{records.where(i)} ({records.ids[i]}) is {len(sequence)} bp; this run predicts windows of data.window_bp={window_bp} bp"
+                f" and attributions explain one window: cut the input into windows of {window_bp} bp first"
+            )
+        limit = run.max_tokens
+        if limit is not None and len(tokens[i]) > limit:
+            raise BiolmError(
+                f"{records.where(i)} ({records.ids[i]}){strand} is {len(tokens[i])} tokens, the model reads at most {limit};"
+                " attributions explain whole sequences: cut long inputs into windows first"
+            )
 
 
 def attribute(
@@ -354,18 +293,19 @@ def attribute(
     n_baselines: int = 8,
     steps: int = 32,
     target: str | None = None,
-    batch_size: int = 32,
+    batch_size: int = 128,
     seed: int = 0,
 ) -> Attributions:
     """Per-base attributions of a sequence-level run (see the module docstring for each method).
 
     Args:
         run: a loaded `Run` of a sequence-level task.
-        records: the sequences; each must fit the model whole (at most ``run.max_tokens`` tokens).
+        records: the sequences; each must fit the model whole (at most ``run.max_tokens`` tokens) and,
+            for a windowed run, be at most ``data.window_bp`` bases.
         method: one of `METHODS`.
-        baseline: ``shuffle`` or ``N`` (gradient methods; ``ism`` needs none).
+        baseline: ``shuffle`` or ``N`` (gradient methods; ``ism`` and ``saliency`` need none).
         n_baselines: shuffled baselines averaged (integrated_gradients) or used as the reference
-            distribution (deeplift_shap, at least 2).
+            distribution (deeplift_shap, at least 2); ``N`` is one baseline.
         steps: integration steps of integrated_gradients.
         target: the class to explain (None: positive class / each sequence's top class).
         batch_size: sequences (or mutants) per forward pass.
@@ -375,8 +315,9 @@ def attribute(
         `Attributions` in input order.
 
     Raises:
-        BiolmError: an unknown method or baseline, a per-base (token classification) run, a
-            sequence longer than the model reads, or a bad letter (naming the record).
+        BiolmError: an unknown method or baseline, a parameter out of range, a per-base (token
+            classification) run, a sequence longer than the model or the run's window reads, or a
+            bad letter (naming the record).
     """
     if method not in METHODS:
         raise BiolmError(f"method={method!r}: unknown (accepted: {', '.join(METHODS)})")
@@ -384,65 +325,54 @@ def attribute(
         raise BiolmError(f"baseline={baseline!r}: unknown (accepted: {', '.join(BASELINES)})")
     if not run.objective.per_sequence:
         raise BiolmError("interpret explains sequence-level runs (binary, multiclass, multilabel, regression); this run predicts per base")
-    if min(n_baselines, steps) < 1:
-        raise BiolmError("n_baselines and steps must be at least 1")
-    tokenizer = run.tokenizer
+    if min(n_baselines, steps, batch_size) < 1:
+        raise BiolmError(f"n_baselines={n_baselines}, steps={steps}, batch_size={batch_size}: each must be at least 1")
+    tokenizer, alphabet = run.tokenizer, run.tokenizer.alphabet
     tokens = tokenize_records(tokenizer, records, None)
-    limit = run.max_tokens
-    too_long = [i for i, t in enumerate(tokens) if limit is not None and len(t) > limit]
-    if too_long:
-        i = too_long[0]
-        raise BiolmError(
-            f"{records.where(i)} ({records.ids[i]}) is {len(tokens[i])} tokens, the model reads at most {limit};"
-            " attributions explain whole sequences: cut long inputs into windows first"
-        )
-    sequences = tokenizer.alphabet.normalize(records.sequences, tokenizer.invalid)
+    sequences = alphabet.normalize(records.sequences, tokenizer.invalid)
+    _check_fits(run, records, sequences, tokens, "")
+    strands = [(sequences, tokens)]
+    rc_average = bool((run.cfg.get("predict") or {}).get("rc_average"))
+    if rc_average:
+        if alphabet.complement is None:
+            raise BiolmError(f"predict.rc_average: {alphabet.name} sequences have no reverse complement; set it to false")
+        reverse = [alphabet.reverse_complement(s) for s in sequences]
+        reverse_tokens = tokenize_records(tokenizer, SequenceRecords(records.source, records.ids, reverse, None, records.lines, records.line_word), None)
+        _check_fits(run, records, reverse, reverse_tokens, " (reverse complement)")
+        strands.append((reverse, reverse_tokens))
     run.model.eval()
-    logits = batch_logits(run, tokens, batch_size)
-    columns, names = _target_columns(run, logits, target)
-    output = logits[torch.arange(len(tokens)), torch.tensor(columns, dtype=torch.long)].numpy() if len(tokens) else np.zeros(0)
-    settings: dict = {"target": target, "batch_size": batch_size}
-    if method == "ism":
-        scores, hypothetical, letters = _ism(run, sequences, columns, batch_size)
-        return Attributions(list(records.ids), sequences, scores, output, names, method, None, letters, hypothetical, settings)
-    token_scores, delta = _gradient_scores(run, tokens, columns, method, baseline, n_baselines, steps, seed, batch_size, sequences)
-    scores, special = [], []
-    for sequence, ts in zip(sequences, token_scores):
-        spans = tokenizer.token_spans(sequence)
-        scores.append(base_scores(spans, ts, len(sequence)).astype(np.float32))
-        real = spans[:, 1] > spans[:, 0]
-        total = np.abs(ts).sum()
-        special.append(float(np.abs(ts[~real]).sum() / total) if total > 0 else 0.0)
-    settings.update({"n_baselines": n_baselines if method != "saliency" else None, "steps": steps if method == "integrated_gradients" else None,
-                     "seed": seed, "convergence_delta": delta, "special_token_share": float(np.mean(special)) if special else 0.0})
-    return Attributions(list(records.ids), sequences, scores, output, names, method, baseline if method != "saliency" else None,
-                        tokenizer.alphabet.letters.replace(tokenizer.alphabet.unknown, ""), None, settings)
+    logits = [batch_logits(run, strand_tokens, batch_size) for _, strand_tokens in strands]  # each (N, C)
+    columns, names, scale, offset = run.objective.explained(torch.stack(logits).mean(dim=0), target)
+    rows, picked = torch.arange(len(tokens)), torch.tensor(columns, dtype=torch.long)
+    raw = [strand_logits[rows, picked].double().numpy() for strand_logits in logits]  # each (N,)
+    output = (np.mean(raw, axis=0) * scale + offset).astype(np.float32)
+    letters = alphabet.letters.replace(alphabet.unknown, "")
+    settings: dict = {"run": str(run.path), "target": target, "batch_size": batch_size, "rc_average": rc_average}
 
-
-def write_attributions(attributions: Attributions, folder: str | Path, window_bp: int = 10, top_k: int = 8, title: str = "") -> Path:
-    """Save ``attributions`` (see `Attributions.save`), logos of the ``top_k`` highest-output sequences and ``report.md``.
-
-    Returns:
-        The folder, holding attributions.npz/.json, summary.csv, logos/<rank>_<id>.png and report.md.
-    """
-    from biolm.interpret.logos import plot_attribution
-
-    folder = attributions.save(folder, window_bp)
-    summary = attributions.summary(window_bp)
-    ranked = np.argsort(-attributions.output, kind="stable")[:top_k]
-    lines = [f"# Attributions: {attributions.method}{f' — {title}' if title else ''}", ""]
-    baseline = attributions.baseline or "none (mutations)"
-    lines += [f"- {len(attributions)} sequences; baseline: {baseline}; explained output: the logit (value) of each sequence's target",
-              f"- settings: {json.dumps({k: v for k, v in attributions.settings.items() if v is not None})}",
-              f"- top window: the {window_bp} bp window with the largest summed score (summary.csv: top_start, top_end, 0-based, half-open)", ""]
-    lines += ["| rank | id | target | output | top window | top sequence |", "|---:|---|---|---:|---|---|"]
-    for rank, i in enumerate(ranked, start=1):
-        row = summary.iloc[i]
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(row.id))[:60]
-        png = plot_attribution(attributions.sequences[i], attributions.scores[i], folder / "logos" / f"{rank:02d}_{safe}.png",
-                               f"{row.id} | {attributions.method} | {row.target} output {row.output:.3f}", (int(row.top_start), int(row.top_end)))
-        lines.append(f"| {rank} | {row.id} | {row.target} | {row.output:.3f} | {row.top_start}-{row.top_end} | `{row.top_sequence}` |")
-        lines.append(f"|  | ![{row.id}](logos/{png.name}) |  |  |  |  |")
-    with atomic_path(folder / "report.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
-    return folder
+    per_strand, hypothetical_per_strand, deltas, special = [], [], [], []
+    for strand, (strand_sequences, strand_tokens) in enumerate(strands):
+        if method == "ism":
+            where = [f"{records.where(i)} ({records.ids[i]}){' (reverse complement)' if strand else ''}" for i in range(len(records))]
+            scores, hypothetical, letters = _ism(run, where, strand_sequences, raw[strand], columns, batch_size)
+            hypothetical_per_strand.append(hypothetical)
+        else:
+            token_scores, strand_deltas = _gradient_scores(run, strand_tokens, columns, method, baseline, n_baselines, steps, seed, batch_size, strand_sequences)
+            scores, strand_special = _token_to_base(tokenizer, strand_sequences, token_scores)
+            deltas += strand_deltas
+            special += strand_special
+        per_strand.append(scores)
+    if rc_average:  # read the reverse strand's scores back onto the forward strand and average
+        per_strand[1] = [s[::-1] for s in per_strand[1]]
+        if hypothetical_per_strand:
+            complement = [letters.index(alphabet.reverse_complement(b)) for b in letters]  # forward letter -> its reverse-strand column
+            hypothetical_per_strand[1] = [h[::-1][:, complement] for h in hypothetical_per_strand[1]]
+    scores = [(np.mean(pair, axis=0) * scale).astype(np.float32) for pair in zip(*per_strand)]
+    hypothetical = [(np.mean(pair, axis=0) * scale).astype(np.float32) for pair in zip(*hypothetical_per_strand)] if method == "ism" else None
+    if method != "ism":
+        # baselines actually used: N is one (DeepLIFT-SHAP reads it twice), DeepLIFT-SHAP draws at least 2 shuffles
+        effective = 1 if baseline == "N" else max(2, n_baselines) if method == "deeplift_shap" else n_baselines
+        settings.update({"n_baselines": effective if method != "saliency" else None, "steps": steps if method == "integrated_gradients" else None,
+                         "seed": seed, "convergence_delta": float(np.mean(deltas)) * scale if deltas else None,
+                         "special_token_share": float(np.mean(special)) if special else 0.0})
+    used_baseline = baseline if method in ("integrated_gradients", "deeplift_shap") else None
+    return Attributions(list(records.ids), sequences, scores, output, names, method, used_baseline, letters, hypothetical, settings)

@@ -3,6 +3,7 @@
 - `plot_attribution`: one sequence, two panels: the per-base score track over the whole sequence
   (bars coloured by base, the top window shaded) and a logo of the top window with flanks, each
   letter as tall as its base's score (negative scores drawn below the axis).
+- `one_hot` / `letter_matrix`: a sequence as a one-hot matrix, or its per-base scores spread into it.
 - `plot_motif`: a motif's ``(W, 4)`` matrix as a logo: a position frequency matrix in bits
   (information content, Schneider & Stephens 1990) or a contribution-weight matrix as is.
 """
@@ -29,14 +30,20 @@ def _figure_module():
     return plt
 
 
+def one_hot(sequence: str, letters: str = "ACGT") -> np.ndarray:
+    """``(L, len(letters))`` float64 one-hot of ``sequence`` (N and other letters: an all-zero row)."""
+    lookup = np.full(256, -1, dtype=np.int64)
+    lookup[np.frombuffer(letters.encode(), dtype=np.uint8)] = np.arange(len(letters))
+    columns = lookup[np.frombuffer(sequence.encode(), dtype=np.uint8)]  # (L,) column or -1
+    out = np.zeros((len(sequence), len(letters)))
+    known = columns >= 0
+    out[np.flatnonzero(known), columns[known]] = 1.0
+    return out
+
+
 def letter_matrix(sequence: str, scores: np.ndarray, letters: str = "ACGT") -> pd.DataFrame:
     """``(L, len(letters))`` frame: each base's score in its letter's column, 0 elsewhere (N and others: all 0)."""
-    matrix = np.zeros((len(sequence), len(letters)))
-    for i, base in enumerate(sequence):
-        j = letters.find(base)
-        if j >= 0:
-            matrix[i, j] = scores[i]
-    return pd.DataFrame(matrix, columns=list(letters))
+    return pd.DataFrame(one_hot(sequence, letters) * np.asarray(scores, dtype=np.float64)[:, None], columns=list(letters))
 
 
 def plot_attribution(sequence: str, scores: np.ndarray, path: str | Path, title: str, window: tuple[int, int], flank_bp: int = 15) -> Path:

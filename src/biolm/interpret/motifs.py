@@ -9,42 +9,53 @@ modisco-lite installs, but it needs ISM-style hypothetical scores for every meth
 of seqlets to form patterns, while this works from the per-base scores of any method and from tens
 of sequences:
 
+Sequences explained for different targets (a multiclass run attributed with ``target=None``) are
+split by target and each group goes through steps 1-4 on its own: a motif holds seqlets of one
+explained class only, and is named ``motif_<class>_<k>`` (``motif_<k>`` when there is one target).
+
 1. Seqlets: in each sequence, windows of ``seqlet_bp`` bases whose summed score exceeds a null
-   threshold, the ``1 - fdr`` quantile of window sums over the same scores randomly permuted
-   within each sequence (seeded; locality destroyed, score distribution kept). The highest windows
-   are taken greedily without overlap, at most ``max_per_sequence`` per sequence, and widened by
-   ``flank_bp`` on each side. Positive scores only: motifs that push the explained output up.
-2. Similarity: each seqlet as its contribution-weighted one-hot ``(W, 4)`` (the hypothetical scores
-   with ISM), compared by Pearson correlation at every shift up to ``max_shift_bp`` and both strands;
-   a pair's similarity is the best of those.
+   threshold: the ``null_quantile`` quantile of the window sums over the same scores randomly
+   permuted within each sequence (seeded; locality destroyed, score distribution kept). This is a
+   per-window quantile of a null, not a false-discovery rate: with 0.99, about 1 % of the null's
+   windows pass it. The highest windows are taken greedily without overlap, at most
+   ``max_per_sequence`` per sequence, and widened by ``flank_bp`` on each side (windows whose flanks
+   would cross an end are skipped, and block nothing). Positive scores only: motifs that push the
+   explained output up.
+2. Similarity: each seqlet as its contribution-weighted one-hot ``(W, 4)`` (with ISM, the full
+   hypothetical matrix, as TF-MoDISco aligns), compared by Pearson correlation at every shift up to
+   ``max_shift_bp`` and both strands; a pair's similarity is the best of those.
 3. Clusters: average-linkage agglomerative clustering (scikit-learn) of ``1 - similarity`` cut at
    ``1 - min_similarity``; clusters of at least ``min_seqlets`` seqlets are motifs.
 4. Motif: members aligned to the cluster's medoid at their best shift and strand; the position
-   frequency matrix (PFM, with a pseudocount) and the mean contribution-weight matrix (CWM), trimmed
-   to the span whose CWM column magnitude reaches ``trim`` of the maximum.
+   frequency matrix (PFM, with a pseudocount) and TF-MoDISco's contribution-weight matrix (CWM), the
+   mean of ``one_hot * contribution`` (the observed letters' scores; with ISM ``one_hot *
+   hypothetical``), trimmed to the span whose CWM column magnitude reaches ``trim`` of the maximum.
 5. Known motifs: Tomtom p-values of each PFM against every motif of ``motif_db`` (memelite's
    implementation of Gupta et al. 2007, Genome Biology 8:R24; both strands), with Benjamini-Hochberg
-   q-values over all pairs. memelite warns that p-values are unstable with fewer than 25 targets.
+   q-values over all pairs (`scipy.stats.false_discovery_control`). memelite warns that p-values are
+   unstable with fewer than 25 targets.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import false_discovery_control
 
-from biolm.atomic import atomic_path
+from biolm.atomic import atomic_folder, atomic_path
 from biolm.errors import BiolmError, require_extra
-from biolm.interpret.attributions import Attributions
+from biolm.interpret.logos import one_hot
+from biolm.interpret.outputs import Attributions, check_output
 
 log = logging.getLogger(__name__)
 
 LETTERS = "ACGT"
-COMPLEMENT = {"A": "T", "C": "G", "G": "C", "T": "A"}
 
 
 @dataclass
@@ -62,7 +73,8 @@ class Motif:
     """A cluster of aligned seqlets.
 
     Attributes:
-        name: ``motif_<k>``, ranked by seqlet count.
+        name: ``motif_<k>`` (``motif_<target>_<k>`` with several targets), ranked by seqlet count.
+        target: the explained class of its seqlets' sequences.
         pfm: ``(W, 4)`` letter frequencies (A, C, G, T), rows summing to 1.
         cwm: ``(W, 4)`` mean contribution per letter (units of the explained output).
         seqlets: the member seqlets, with the strand (+1 / -1) each was aligned on.
@@ -70,6 +82,7 @@ class Motif:
     """
 
     name: str
+    target: str
     pfm: np.ndarray
     cwm: np.ndarray
     seqlets: list[tuple[Seqlet, int]]
@@ -83,62 +96,57 @@ class Motif:
 
 @dataclass
 class Motifs:
-    """The motifs of one attribution set, and the settings that found them."""
+    """The motifs of one attribution set, the null threshold of each target's seqlets, and the settings that found them."""
 
     motifs: list[Motif]
     seqlets: list[Seqlet]
     n_sequences: int
-    threshold: float
+    thresholds: dict[str, float]
     settings: dict
-
-
-def _one_hot(sequence: str) -> np.ndarray:
-    """``(L, 4)`` float one-hot over A, C, G, T (other letters all zero)."""
-    lookup = {b: j for j, b in enumerate(LETTERS)}
-    out = np.zeros((len(sequence), 4))
-    for i, base in enumerate(sequence):
-        if base in lookup:
-            out[i, lookup[base]] = 1.0
-    return out
 
 
 def _window_sums(scores: np.ndarray, width: int) -> np.ndarray:
     return np.convolve(scores, np.ones(width), mode="valid") if len(scores) >= width else np.zeros(0)
 
 
-def call_seqlets(attributions: Attributions, seqlet_bp: int = 8, flank_bp: int = 3, fdr: float = 0.01, max_per_sequence: int = 2,
-                 seed: int = 0) -> tuple[list[Seqlet], float]:
-    """Seqlets of every sequence and the null threshold on window sums (see the module docstring, step 1)."""
+def call_seqlets(attributions: Attributions, seqlet_bp: int = 8, flank_bp: int = 3, null_quantile: float = 0.99, max_per_sequence: int = 2,
+                 seed: int = 0, indices: list[int] | None = None) -> tuple[list[Seqlet], float]:
+    """Seqlets of the sequences ``indices`` (default: all) and their null threshold on window sums (see the module docstring, step 1)."""
     rng = np.random.default_rng(seed)
-    null = np.concatenate([_window_sums(rng.permutation(s.astype(np.float64)), seqlet_bp) for s in attributions.scores] or [np.zeros(0)])
+    indices = list(range(len(attributions))) if indices is None else list(indices)
+    null = [_window_sums(rng.permutation(attributions.scores[i].astype(np.float64)), seqlet_bp) for i in indices]
+    null = np.concatenate(null or [np.zeros(0)])
     if not len(null):
         raise BiolmError(f"motifs: every sequence is shorter than seqlet_bp={seqlet_bp}")
-    threshold = float(max(np.quantile(null, 1 - fdr), 0.0))
+    threshold = float(max(np.quantile(null, null_quantile), 0.0))
     seqlets = []
-    for index, scores in enumerate(attributions.scores):
+    for index in indices:
+        scores = attributions.scores[index]
         sums = _window_sums(scores.astype(np.float64), seqlet_bp)
         taken, found = np.zeros(len(scores), dtype=bool), 0
         for start in np.argsort(-sums, kind="stable"):
             if sums[start] <= threshold or found >= max_per_sequence:
                 break
+            lo, hi = start - flank_bp, start + seqlet_bp + flank_bp
+            if lo < 0 or hi > len(scores):
+                continue  # a seqlet cut by the sequence's end would not align with the others; it blocks nothing
             if taken[start : start + seqlet_bp].any():
                 continue
             taken[start : start + seqlet_bp] = True
-            lo, hi = start - flank_bp, start + seqlet_bp + flank_bp
-            if lo < 0 or hi > len(scores):
-                continue  # a seqlet cut by the sequence's end would not align with the others
             found += 1
             seqlets.append(Seqlet(index, int(lo), int(hi), float(sums[start])))
     return seqlets, threshold
 
 
-def _seqlet_matrix(attributions: Attributions, seqlet: Seqlet, strand: int = 1) -> np.ndarray:
-    """``(W, 4)`` contribution-weighted one-hot (or hypothetical scores) of a seqlet, reverse-complemented for strand -1."""
-    if attributions.hypothetical is not None and attributions.letters == LETTERS:
+def _seqlet_matrix(attributions: Attributions, seqlet: Seqlet, strand: int = 1, hypothetical: bool = True) -> np.ndarray:
+    """``(W, 4)`` matrix of a seqlet, reverse-complemented for strand -1: the hypothetical scores (ISM, when
+    ``hypothetical``, for alignment), else the contribution-weighted one-hot (``one_hot * scores``, for the CWM)."""
+    one = one_hot(attributions.sequences[seqlet.index][seqlet.start : seqlet.end], LETTERS)
+    if attributions.hypothetical is not None:
         matrix = attributions.hypothetical[seqlet.index][seqlet.start : seqlet.end].astype(np.float64)
+        matrix = matrix if hypothetical else one * matrix
     else:
-        scores = attributions.scores[seqlet.index][seqlet.start : seqlet.end].astype(np.float64)
-        matrix = _one_hot(attributions.sequences[seqlet.index][seqlet.start : seqlet.end]) * scores[:, None]
+        matrix = one * attributions.scores[seqlet.index][seqlet.start : seqlet.end].astype(np.float64)[:, None]
     return matrix if strand == 1 else matrix[::-1, ::-1]  # reversing A,C,G,T columns complements them
 
 
@@ -162,7 +170,7 @@ def _alignments(matrices: np.ndarray, max_shift: int) -> tuple[np.ndarray, np.nd
     return best, best_shift, best_strand
 
 
-def _build_motif(name: str, attributions: Attributions, members: list[int], seqlets: list[Seqlet], similarity, shifts, strands,
+def _build_motif(name: str, target: str, attributions: Attributions, members: list[int], seqlets: list[Seqlet], similarity, shifts, strands,
                  trim: float) -> Motif:
     """Align ``members`` on their medoid and build the PFM and CWM (see the module docstring, step 4)."""
     block = similarity[np.ix_(members, members)]
@@ -174,11 +182,11 @@ def _build_motif(name: str, attributions: Attributions, members: list[int], seql
         shift, strand = (0, 1) if m == medoid else (int(shifts[medoid, m]), int(strands[medoid, m]))
         seqlet = seqlets[m]
         sequence = attributions.sequences[seqlet.index][seqlet.start : seqlet.end]
-        one_hot = _one_hot(sequence) if strand == 1 else _one_hot(sequence)[::-1, ::-1]
-        weights = _seqlet_matrix(attributions, seqlet, strand)
+        letters = one_hot(sequence, LETTERS) if strand == 1 else one_hot(sequence, LETTERS)[::-1, ::-1]
+        weights = _seqlet_matrix(attributions, seqlet, strand, hypothetical=False)
         # medoid position p lines up with member position p - shift
         for p in range(max(0, shift), width + min(0, shift)):
-            counts[p] += one_hot[p - shift]
+            counts[p] += letters[p - shift]
             contributions[p] += weights[p - shift]
             cover[p] += 1
         aligned.append((seqlet, strand))
@@ -187,14 +195,32 @@ def _build_motif(name: str, attributions: Attributions, members: list[int], seql
     magnitude = np.abs(cwm).sum(axis=1)
     keep = np.flatnonzero(magnitude >= trim * magnitude.max()) if magnitude.max() > 0 else np.arange(width)
     lo, hi = int(keep.min()), int(keep.max()) + 1
-    return Motif(name, pfm[lo:hi], cwm[lo:hi], aligned)
+    return Motif(name, target, pfm[lo:hi], cwm[lo:hi], aligned)
+
+
+def _check_settings(seqlet_bp, flank_bp, null_quantile, max_per_sequence, max_shift_bp, min_similarity, min_seqlets, max_seqlets, trim) -> None:
+    """One line naming every out-of-range setting (before any work)."""
+    rules = [
+        (0 < null_quantile < 1, f"null_quantile={null_quantile} (0 < null_quantile < 1)"),
+        (0 <= min_similarity <= 1, f"min_similarity={min_similarity} (0 <= min_similarity <= 1)"),
+        (seqlet_bp >= 2, f"seqlet_bp={seqlet_bp} (at least 2)"),
+        (flank_bp >= 0, f"flank_bp={flank_bp} (0 or more)"),
+        (max_per_sequence >= 1, f"max_per_sequence={max_per_sequence} (at least 1)"),
+        (min_seqlets >= 2, f"min_seqlets={min_seqlets} (at least 2)"),
+        (max_seqlets >= min_seqlets, f"max_seqlets={max_seqlets} (at least min_seqlets={min_seqlets})"),
+        (0 <= max_shift_bp < seqlet_bp, f"max_shift_bp={max_shift_bp} (0 <= max_shift_bp < seqlet_bp)"),
+        (0 <= trim <= 1, f"trim={trim} (0 <= trim <= 1)"),
+    ]
+    bad = [text for ok, text in rules if not ok]
+    if bad:
+        raise BiolmError(f"motifs: out of range: {'; '.join(bad)}")
 
 
 def find_motifs(
     attributions: Attributions,
     seqlet_bp: int = 8,
     flank_bp: int = 3,
-    fdr: float = 0.01,
+    null_quantile: float = 0.99,
     max_per_sequence: int = 2,
     max_shift_bp: int = 3,
     min_similarity: float = 0.5,
@@ -203,38 +229,52 @@ def find_motifs(
     trim: float = 0.25,
     seed: int = 0,
 ) -> Motifs:
-    """Seqlets -> clusters -> motifs (see the module docstring for each step and parameter).
+    """Seqlets -> clusters -> motifs, separately for each explained target (see the module docstring).
 
     Args:
         attributions: per-base scores of DNA sequences (``biolm interpret``).
         seqlet_bp: core width of a seqlet in bases.
         flank_bp: bases added on each side of the core.
-        fdr: share of null windows above the threshold.
+        null_quantile: the seqlet threshold is this quantile of the permuted window sums (per window; not an FDR).
         max_per_sequence: seqlets taken per sequence at most.
         max_shift_bp: largest shift tried when aligning two seqlets.
         min_similarity: clusters are cut where the average correlation falls under this.
         min_seqlets: smallest cluster reported as a motif.
-        max_seqlets: keep this many highest-scoring seqlets (the pairwise step is quadratic).
-        trim: motif edges whose CWM magnitude is under this share of the maximum are cut.
+        max_seqlets: keep this many highest-scoring seqlets per target (the pairwise step is quadratic).
+        trim: motif edges whose CWM magnitude is under this share of the maximum are cut (0 to 1).
         seed: seeds the null permutation.
 
     Returns:
-        `Motifs`, ranked by seqlet count.
+        `Motifs`, ranked by target, then seqlet count.
 
     Raises:
         BiolmError: the attributions are not of DNA (A, C, G, T), or a parameter is out of range.
     """
     if attributions.letters != LETTERS:
         raise BiolmError(f"motifs: attributions over {attributions.letters!r}; motifs are found in DNA (A, C, G, T) attributions")
-    if not (0 < fdr < 1 and 0 <= min_similarity <= 1 and seqlet_bp >= 2 and min_seqlets >= 2 and 0 <= max_shift_bp < seqlet_bp):
-        raise BiolmError("motifs: need 0 < fdr < 1, 0 <= min_similarity <= 1, seqlet_bp >= 2, min_seqlets >= 2 and 0 <= max_shift_bp < seqlet_bp")
-    seqlets, threshold = call_seqlets(attributions, seqlet_bp, flank_bp, fdr, max_per_sequence, seed)
-    seqlets = sorted(seqlets, key=lambda s: -s.score)[:max_seqlets]
-    settings = {"seqlet_bp": seqlet_bp, "flank_bp": flank_bp, "fdr": fdr, "max_per_sequence": max_per_sequence, "max_shift_bp": max_shift_bp,
-                "min_similarity": min_similarity, "min_seqlets": min_seqlets, "trim": trim, "seed": seed, "method": attributions.method}
+    _check_settings(seqlet_bp, flank_bp, null_quantile, max_per_sequence, max_shift_bp, min_similarity, min_seqlets, max_seqlets, trim)
+    settings = {"seqlet_bp": seqlet_bp, "flank_bp": flank_bp, "null_quantile": null_quantile, "max_per_sequence": max_per_sequence,
+                "max_shift_bp": max_shift_bp, "min_similarity": min_similarity, "min_seqlets": min_seqlets, "trim": trim, "seed": seed,
+                "method": attributions.method}
+    targets = list(dict.fromkeys(attributions.target))
+    motifs, seqlets, thresholds = [], [], {}
+    for target in targets:
+        indices = [i for i, t in enumerate(attributions.target) if t == target]
+        found, threshold = call_seqlets(attributions, seqlet_bp, flank_bp, null_quantile, max_per_sequence, seed, indices)
+        found = sorted(found, key=lambda s: -s.score)[:max_seqlets]
+        thresholds[target], seqlets = threshold, seqlets + found
+        safe = "".join(c if c.isalnum() or c in "-." else "_" for c in target)  # the name is also a file name
+        prefix = "motif_" if len(targets) == 1 else f"motif_{safe}_"
+        motifs += _cluster(attributions, found, target, prefix, max_shift_bp, min_similarity, min_seqlets, trim, threshold)
+    return Motifs(motifs, seqlets, len(attributions), thresholds, settings)
+
+
+def _cluster(attributions: Attributions, seqlets: list[Seqlet], target: str, prefix: str, max_shift_bp: int, min_similarity: float,
+             min_seqlets: int, trim: float, threshold: float) -> list[Motif]:
+    """Steps 2-4 of the module docstring on the seqlets of one target."""
     if len(seqlets) < min_seqlets:
-        log.warning("motifs: %d seqlets above the threshold %.4g, fewer than min_seqlets=%d; no motifs", len(seqlets), threshold, min_seqlets)
-        return Motifs([], seqlets, len(attributions), threshold, settings)
+        log.warning("motifs (%s): %d seqlets above the threshold %.4g, fewer than min_seqlets=%d; no motifs", target, len(seqlets), threshold, min_seqlets)
+        return []
     from sklearn.cluster import AgglomerativeClustering
 
     matrices = np.stack([_seqlet_matrix(attributions, s) for s in seqlets])  # (n, W, 4)
@@ -244,11 +284,10 @@ def find_motifs(
     clusters = AgglomerativeClustering(n_clusters=None, metric="precomputed", linkage="average",
                                        distance_threshold=1.0 - min_similarity).fit_predict(distance)
     groups = sorted((np.flatnonzero(clusters == c).tolist() for c in np.unique(clusters)), key=len, reverse=True)
-    motifs = [
-        _build_motif(f"motif_{k + 1}", attributions, members, seqlets, similarity, shifts, strands, trim)
+    return [
+        _build_motif(f"{prefix}{k + 1}", target, attributions, members, seqlets, similarity, shifts, strands, trim)
         for k, members in enumerate(g for g in groups if len(g) >= min_seqlets)
     ]
-    return Motifs(motifs, seqlets, len(attributions), threshold, settings)
 
 
 def match_known(motifs: Motifs, motif_db: str | Path, top: int = 3) -> None:
@@ -264,8 +303,8 @@ def match_known(motifs: Motifs, motif_db: str | Path, top: int = 3) -> None:
     path = Path(motif_db)
     try:
         known = read_meme(str(path))
-    except (OSError, ValueError, IndexError) as err:
-        raise BiolmError(f"motif_db={path}: not a readable MEME motif file ({err})") from None
+    except (OSError, ValueError, IndexError, AttributeError, KeyError) as err:  # a malformed line surfaces as any of these
+        raise BiolmError(f"motif_db={path}: not a readable MEME motif file ({type(err).__name__}: {err})") from None
     if not known:
         raise BiolmError(f"motif_db={path}: no MOTIF entries (accepted: MEME format, e.g. JASPAR's 'MEME' download)")
     if not motifs.motifs:
@@ -273,27 +312,14 @@ def match_known(motifs: Motifs, motif_db: str | Path, top: int = 3) -> None:
     names = list(known)
     targets = [np.asarray(known[n], dtype=np.float64) for n in names]  # each (4, W)
     queries = [m.pfm.T.astype(np.float64) for m in motifs.motifs]
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the few-targets warning is stated in the report instead
         p_values = np.asarray(tomtom(queries, targets)[0], dtype=np.float64)  # (n_motifs, n_known)
-    q_values = _benjamini_hochberg(p_values.ravel()).reshape(p_values.shape)
+    q_values = false_discovery_control(p_values.ravel(), method="bh").reshape(p_values.shape)
     for motif, p_row, q_row in zip(motifs.motifs, p_values, q_values):
         order = np.argsort(p_row, kind="stable")[:top]
         motif.matches = [{"name": names[j], "p_value": float(p_row[j]), "q_value": float(q_row[j])} for j in order]
     motifs.settings.update({"motif_db": str(path), "n_known": len(names)})
-
-
-def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg q-values of a flat array of p-values."""
-    n = len(p)
-    order = np.argsort(p)
-    ranked = p[order] * n / np.arange(1, n + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
-    out = np.empty(n)
-    out[order] = q
-    return out
 
 
 def motif_table(motifs: Motifs) -> pd.DataFrame:
@@ -303,6 +329,7 @@ def motif_table(motifs: Motifs) -> pd.DataFrame:
         best = m.matches[0] if m.matches else {}
         rows.append({
             "motif": m.name,
+            "target": m.target,
             "n_seqlets": len(m.seqlets),
             "n_sequences": len({s.index for s, _ in m.seqlets}),
             "share_of_sequences": len({s.index for s, _ in m.seqlets}) / max(motifs.n_sequences, 1),
@@ -313,17 +340,30 @@ def motif_table(motifs: Motifs) -> pd.DataFrame:
             "match_p_value": best.get("p_value", np.nan),
             "match_q_value": best.get("q_value", np.nan),
         })
-    columns = ["motif", "n_seqlets", "n_sequences", "share_of_sequences", "width", "consensus", "mean_seqlet_score", "best_match",
+    columns = ["motif", "target", "n_seqlets", "n_sequences", "share_of_sequences", "width", "consensus", "mean_seqlet_score", "best_match",
                "match_p_value", "match_q_value"]
     return pd.DataFrame(rows, columns=columns)
 
 
 def write_motifs(motifs: Motifs, attributions: Attributions, folder: str | Path) -> Path:
-    """Write motifs.csv, seqlets.csv, motifs.meme, logos/ and report.md into ``folder`` (see the module docstring)."""
+    """Write motifs.csv, seqlets.csv, motifs.meme, logos/ and report.md into ``folder`` (see the module docstring).
+
+    The folder is written beside it and swapped into place (an earlier run's files, logos too, are replaced).
+
+    Raises:
+        BiolmError: ``folder`` holds files not written by biolm motifs.
+    """
+    folder = Path(folder)
+    check_output(folder, "motifs.csv", "motifs")
+    with atomic_folder(folder) as stage:
+        _write_motifs(motifs, attributions, stage)
+    return folder
+
+
+def _write_motifs(motifs: Motifs, attributions: Attributions, folder: Path) -> None:
+    """The files of `write_motifs`, into the staging ``folder``."""
     from biolm.interpret.logos import plot_motif
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     table = motif_table(motifs)
     with atomic_path(folder / "motifs.csv") as tmp:
         table.to_csv(tmp, index=False)
@@ -340,21 +380,21 @@ def write_motifs(motifs: Motifs, attributions: Attributions, folder: str | Path)
     with atomic_path(folder / "motifs.meme") as tmp:
         tmp.write_text("\n".join(meme) + "\n")
     lines = [f"# Motifs from {attributions.method} attributions", "",
-             f"- {motifs.n_sequences} sequences, {len(motifs.seqlets)} seqlets above the null threshold {motifs.threshold:.4g}"
-             f" (summed score of a {motifs.settings['seqlet_bp']} bp window; fdr {motifs.settings['fdr']})",
+             f"- {motifs.n_sequences} sequences, {len(motifs.seqlets)} seqlets above the null threshold"
+             f" ({', '.join(f'{t}: {v:.4g}' for t, v in motifs.thresholds.items())}; summed score of a {motifs.settings['seqlet_bp']} bp window,"
+             f" the {motifs.settings['null_quantile']} quantile of window sums over permuted scores: a per-window null quantile, not an FDR)",
              f"- {len(motifs.motifs)} motifs of at least {motifs.settings['min_seqlets']} seqlets; settings: {json.dumps(motifs.settings)}"]
     if motifs.settings.get("motif_db"):
         few = motifs.settings["n_known"] < 25
         lines.append(f"- known motifs: Tomtom against {motifs.settings['n_known']} motifs of {motifs.settings['motif_db']}"
                      + (" (fewer than 25 targets: p-values are unstable)" if few else ""))
-    lines += ["", "| motif | seqlets | sequences | consensus | best match | p | q | PFM (bits) | CWM |", "|---|---:|---:|---|---|---:|---:|---|---|"]
+    lines += ["", "| motif | target | seqlets | sequences | consensus | best match | p | q | PFM (bits) | CWM |", "|---|---|---:|---:|---|---|---:|---:|---|---|"]
     for m, row in zip(motifs.motifs, table.itertuples(index=False)):
         pfm_png = plot_motif(m.pfm, folder / "logos" / f"{m.name}.pfm.png", f"{m.name} ({row.n_seqlets} seqlets) {m.consensus}")
         cwm_png = plot_motif(m.cwm, folder / "logos" / f"{m.name}.cwm.png", f"{m.name} contribution", kind="cwm")
         p = "" if np.isnan(row.match_p_value) else f"{row.match_p_value:.2g}"
         q = "" if np.isnan(row.match_q_value) else f"{row.match_q_value:.2g}"
-        lines.append(f"| {m.name} | {row.n_seqlets} | {row.n_sequences} | `{m.consensus}` | {row.best_match} | {p} | {q} "
+        lines.append(f"| {m.name} | {m.target} | {row.n_seqlets} | {row.n_sequences} | `{m.consensus}` | {row.best_match} | {p} | {q} "
                      f"| ![pfm](logos/{pfm_png.name}) | ![cwm](logos/{cwm_png.name}) |")
     with atomic_path(folder / "report.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
-    return folder

@@ -5,6 +5,7 @@ Routes (JSON in and out; see /docs for the OpenAPI schema):
     GET  /                   a small self-contained page (paste or upload FASTA, table, CSV download)
     POST /v1/predict         {"sequences": [...], "ids": [...]?} -> one prediction per sequence
     POST /v1/attribute       {"sequence": ..., "method": "saliency"|"ism"} -> its prediction and per-base scores
+                             (501 for saliency when captum is not installed; the model card lists what is served)
     POST /v1/variants/score  variant effect scores (when biolm.variants is installed and reference= is set)
     GET  /v1/model           model card: task, labels, test metrics, tokenizer, input window, limits
     GET  /healthz, /readyz   liveness; readiness (503 while starting or shutting down)
@@ -36,10 +37,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 
-from biolm.errors import BiolmError, InvalidSequenceError
+from biolm.errors import BiolmError
 from biolm.prediction import predict, window_setting
 from biolm.runs import Run, count_parameters, load_run
+from biolm.service.attribution import add_attribution_route, attribution_methods, example_sequence
 from biolm.service.batching import MicroBatcher
+from biolm.service.inputs import check_sequences
 from biolm.service.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from biolm.service.schemas import (
     ErrorBody,
@@ -78,6 +81,11 @@ class ServeSettings:
             (None: those of ``configs/text/record/default.yaml``, as ``biolm extract`` uses by default).
         kb: a knowledge-base folder (``biolm rag index``): adds ``/v1/rag/search`` and ``/v1/rag/ask`` (`biolm.service.rag`).
         rag_generator: a YAML file in the layout of configs/text/generator/ for ``/v1/rag/ask`` (None: passages only).
+        example: the model card's ``example`` (the page's Load example): ``auto``, the first row of the run's
+            ``data.test`` file (else ``data.val``, ``data.train``; for a DNA run without a readable file, a
+            TATA-box fragment), so it shows one row of the run's data to anyone who may read /v1/model;
+            ``none``, no example; or a sequence. It is cut to what /v1/attribute accepts.
+        ism_max_bp: longest sequence ``/v1/attribute`` mutates with ``method=ism`` (3 forward passes per base).
     """
 
     host: str = "127.0.0.1"
@@ -97,6 +105,8 @@ class ServeSettings:
     extract: str | None = None
     kb: str | None = None
     rag_generator: str | None = None
+    example: str = "auto"
+    ism_max_bp: int = 512
 
     @classmethod
     def from_config(cls, cfg) -> ServeSettings:
@@ -104,48 +114,12 @@ class ServeSettings:
         known = {name: cfg[name] for name in cls.__dataclass_fields__ if name in cfg and cfg[name] is not None}
         if "cors_origins" in known:
             known["cors_origins"] = [str(origin) for origin in known["cors_origins"]]
-        for name in ("reference", "extract", "kb", "rag_generator"):
+        for name in ("reference", "extract", "kb", "rag_generator", "example"):
             if name in known:
                 known[name] = str(known[name])
         if "api_key" in known:
             known["api_key"] = str(known["api_key"]) or None  # Hydra reads api_key=1234 as an int
         return cls(**known)
-
-
-def check_sequences(body: PredictRequest, run: Run, settings: ServeSettings) -> tuple[list[str], list[str]]:
-    """Validate a request against the run's alphabet and the server's limits.
-
-    Returns:
-        ``(sequences, ids)``: upper-case, stripped sequences and their ids.
-
-    Raises:
-        BiolmError: a message naming the field, the sequence index and what is accepted.
-    """
-    sequences = body.sequences
-    if not sequences:
-        raise BiolmError("sequences: the list is empty; send at least one sequence")
-    if len(sequences) > settings.max_sequences:
-        raise BiolmError(f"sequences: {len(sequences)} sequences in one request; at most {settings.max_sequences} accepted (max_sequences)")
-    if body.ids is not None and len(body.ids) != len(sequences):
-        raise BiolmError(f"ids: {len(body.ids)} ids for {len(sequences)} sequences; send one id per sequence or none")
-    for index, seq in enumerate(sequences):
-        length = len(seq.strip())
-        if length == 0:
-            raise BiolmError(f"sequences[{index}]: the sequence is empty")
-        if length > settings.max_length_bp:
-            raise BiolmError(f"sequences[{index}]: {length} bp; at most {settings.max_length_bp} bp accepted (max_length_bp)")
-    try:
-        clean = run.tokenizer.alphabet.normalize(sequences, run.tokenizer.invalid)
-    except InvalidSequenceError as err:
-        # The run's tokenizer policy is fixed here, so the CLI's tokenizer.invalid hint does not apply.
-        raise BiolmError(f"sequences[{err.index}]: {err.invalid_character}") from None
-    short = run.tokenizer.too_short(clean)
-    if short:
-        named = ", ".join(f"sequences[{i}] ({len(clean[i])} bp)" for i in short[:3])
-        more = f" and {len(short) - 3} more" if len(short) > 3 else ""
-        raise BiolmError(f"{named}{more}: too short; {run.tokenizer.length_rule} (min_length_bp in /v1/model)")
-    ids = list(body.ids) if body.ids is not None else [f"seq{i}" for i in range(len(sequences))]
-    return clean, ids
 
 
 def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[tuple[str | float, dict[str, float] | None]]:
@@ -162,8 +136,9 @@ def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[tuple[
     return [(str(value), row) for value, row in zip(predictions, probabilities)]
 
 
-def model_card(run: Run, settings: ServeSettings, variants: bool, example: str | None = None) -> ModelCard:
-    """The model card of a loaded run (``example``: the sequence the page's Load example fills in)."""
+def model_card(run: Run, settings: ServeSettings, variants: bool, example: str | None = None, attribution: list[str] | None = None) -> ModelCard:
+    """The model card of a loaded run (``example``: the sequence the page's Load example fills in; ``attribution``:
+    the methods /v1/attribute serves)."""
     metrics_path = run.path / "test_metrics.json"
     metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
     # an undefined metric is null; older runs wrote NaN, which a JSON answer cannot carry
@@ -186,7 +161,7 @@ def model_card(run: Run, settings: ServeSettings, variants: bool, example: str |
     _, total = count_parameters(run.model)
     trunk = run.cfg.model.get("trunk", {})
     model = {"trunk": trunk.get("_target_") if hasattr(trunk, "get") else None, "parameters": total}
-    limits = {name: value for name, value in asdict(settings).items() if name.startswith("max_") or name in ("batching", "variants_window_bp")}
+    limits = {name: value for name, value in asdict(settings).items() if name.startswith("max_") or name in ("batching", "variants_window_bp", "ism_max_bp")}
     return ModelCard(
         name=run.path.name,
         task=run.labels.task,
@@ -198,6 +173,7 @@ def model_card(run: Run, settings: ServeSettings, variants: bool, example: str |
         limits=limits,
         variants=variants,
         example=example,
+        attribution=list(attribution or []),
     )
 
 
@@ -379,9 +355,8 @@ def create_app(run: Run | str | Path | None, settings: ServeSettings | None = No
     _install_error_handlers(app)
 
     guarded = api_key_guard(settings)
-    from biolm.service.attribution import add_attribution_route, example_sequence
-
     example = example_sequence(run, settings)  # once: it may read the run's test file
+    methods = attribution_methods()
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -402,7 +377,7 @@ def create_app(run: Run | str | Path | None, settings: ServeSettings | None = No
     @app.get("/v1/model", response_model=ModelCard, dependencies=guarded, tags=["model"])
     async def card() -> ModelCard:
         """The served run: task, labels, test metrics, tokenizer, input window and request limits."""
-        return model_card(run, settings, variants, example)
+        return model_card(run, settings, variants, example, methods)
 
     @app.post("/v1/predict", response_model=PredictResponse, dependencies=guarded, tags=["predict"], responses={401: {"model": ErrorBody}})
     async def predict(body: PredictRequest) -> PredictResponse:

@@ -56,7 +56,11 @@ class ModelCard(BaseModel):
     model: dict[str, Any] = Field(description="Architecture (_target_) and parameter count.")
     limits: dict[str, Any] = Field(description="Request limits of this server.")
     variants: bool = Field(description="Whether /v1/variants/score is served.")
-    example: str | None = Field(default=None, description="A sequence to try (the page's Load example): the run's first test, val or train row, cut to fit /v1/attribute.")
+    example: str | None = Field(
+        default=None,
+        description="A sequence to try (the page's Load example), per the server's example setting: by default (auto) the run's first test, val or train row, cut to fit /v1/attribute; none when the server sets example=none.",
+    )
+    attribution: list[str] = Field(default_factory=list, description="The /v1/attribute methods this server answers (saliency needs captum; empty: none).")
 
 
 class Health(BaseModel):
@@ -81,7 +85,7 @@ class AttributeRequest(BaseModel):
     id: str = Field(default="seq0", description="An id echoed in the answer.")
     method: Literal["saliency", "ism"] = Field(
         default="saliency",
-        description="saliency: gradient x input, one backward pass (fast). ism: in-silico mutagenesis, 3 forward passes per base (exact; longer sequences are refused with a 422 naming the limit, ISM_MAX_BP of biolm.service.attribution).",
+        description="saliency: gradient x input, one backward pass (fast; 501 when the server lacks captum). ism: in-silico mutagenesis, 3 forward passes per base (exact; sequences over the server's ism_max_bp, limits.ism_max_bp in /v1/model, are refused with a 422 naming the limit).",
     )
     target: str | None = Field(default=None, description="The class to explain (default: the positive class, or the top class of a multiclass run).")
     window_bp: int = Field(default=10, ge=1, le=10_000, description="Width of the reported top window (bases).")
@@ -105,7 +109,7 @@ class AttributionResponse(BaseModel):
     method: str
     baseline: str | None = Field(description="The baseline of a gradient method (None for saliency and ism).")
     target: str = Field(description="The class (or the task name, regression) whose output is explained.")
-    output: float = Field(description="The explained output: the target's logit (value for regression) on the whole sequence.")
+    output: float = Field(description="The explained output: the target's logit (for regression the value, as /v1/predict gives it) on the whole sequence; with the run's rc_average, the mean of both strands'.")
     sequence: str = Field(description="The normalised sequence; scores[i] belongs to sequence[i].")
     scores: list[float] = Field(description="One score per base: positive pushes the output up, negative down.")
     top_window: TopWindow

@@ -32,13 +32,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from biolm.atomic import atomic_folder
 from biolm.errors import BiolmError, require_extra
 from biolm.text.corpus import split_text
 
@@ -294,22 +294,11 @@ def _write_index(output: Path, manifest: dict, chunks: list[Chunk], bm25, dense)
     """Write the folder beside ``output`` and swap it in (see the module docstring)."""
     import faiss
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.with_name(f".{output.name}.writing")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    (staging / "chunks.jsonl").write_text("".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
-    bm25.save(str(staging / "bm25"), show_progress=False)
-    faiss.write_index(dense, str(staging / "dense.faiss"))
-    (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    if output.exists():
-        old = output.with_name(f".{output.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        output.rename(old)
-        staging.rename(output)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(output)
+    with atomic_folder(output) as staging:
+        (staging / "chunks.jsonl").write_text("".join(json.dumps(asdict(c), ensure_ascii=False) + "\n" for c in chunks), encoding="utf-8")
+        bm25.save(str(staging / "bm25"), show_progress=False)
+        faiss.write_index(dense, str(staging / "dense.faiss"))
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 
 # ---------------------------------------------------------------- search
