@@ -24,10 +24,13 @@ def _three_digits(value: float) -> str:
 def cmd_interpret(cfg: DictConfig) -> None:
     from biolm import api
     from biolm.data.io import read_records
+    from biolm.errors import require_extra
     from biolm.interpret.outputs import check_output, check_write_settings
 
     window_bp, top_k = int(cfg.window_bp), int(cfg.top_k)
     check_write_settings(window_bp, top_k)  # before any work: nothing is attributed only to be refused at the end
+    needed = ["captum"] if str(cfg.method) != "ism" else []
+    require_extra("analysis", *needed, *(["logomaker"] if top_k else []))
     output = _required(cfg, "output", "pass output=<folder>")
     check_output(output, "attributions.json", "interpret")
     run = api.load_run(_required(cfg, "run", "pass run=runs/<name>"))
