@@ -275,3 +275,20 @@ def test_an_undefined_metric_is_not_reported_as_failed(tmp_path):
                             ["a", "m3", 0, "mcc", 0.25, 1.0, "trained", "", "r/a-m3-seed0"]], columns=benchmark.RESULT_COLUMNS)
     report = write_report(tmp_path, "x", results, summarize(results), [], []).read_text()
     assert "| m1 | undefined |" in report and "| m2 | failed |" in report and "| m3 | 0.250 (n=1) |" in report
+
+
+def test_per_run_keys_are_refused_in_every_override_list(tmp_path):
+    """A model= in a task's overrides (or the budget, or model_overrides) would make every model of the table the same run."""
+    suite = {"name": "s", "reference": None, "budget": [], "tasks": {"a": {"data": "gue_prom_300_tata", "task": "binary", "metric": "mcc",
+                                                                           "reference_task": None, "overrides": ["model=hyena_tiny"]}}}
+    with pytest.raises(BiolmError, match=r"^suite.tasks.a.overrides: model=hyena_tiny is set per run by the benchmark; pass models="):
+        benchmark.plan_suite(_config(tmp_path, suite))
+
+
+def test_earlier_rows_are_matched_by_run_not_by_how_output_was_spelled():
+    earlier = pd.DataFrame([["a", "m", 0, "mcc", 0.5, 1.0, "trained", "", "runs/b/runs/a-m-seed0"],
+                            ["b", "m", 0, "mcc", 0.7, 1.0, "trained", "", "runs/b/runs/b-m-seed0"]], columns=benchmark.RESULT_COLUMNS)
+    now = [{"task": "a", "model": "m", "seed": 0, "metric": "mcc", "value": 0.6, "wall_s": 2.0, "status": "reused", "error": "",
+            "run": "/abs/runs/b/runs/a-m-seed0"}]
+    merged = benchmark._merge(earlier, now, {"a": "mcc", "b": "auroc"})
+    assert merged["value"].tolist() == [0.6]  # a's row replaced, not doubled; b's mcc row dropped: b is now scored by auroc

@@ -280,3 +280,10 @@ def test_a_sweep_whose_every_trial_failed_exits_in_one_line(tmp_path, monkeypatc
     assert main(["sweep", f"output={tmp_path}", "n_trials=1"]) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after the log lines (the trial's failure among them)
     assert last.startswith("biolm sweep: error: no trial completed, 1 failed") and last.endswith("trial 0: data.train: file not found: x.csv")
+
+
+def test_model_on_the_sweep_command_line_brings_its_recommended_settings():
+    from biolm.composition import compose
+
+    cfg = compose("sweep", ["model=cnn", "output=/tmp/unused"])
+    assert cfg.tokenizer._target_.endswith("CharTokenizer") and cfg.optim.lr == 1.0e-3  # as biolm finetune model=cnn

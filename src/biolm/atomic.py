@@ -52,25 +52,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_folder(folder: str | Path) -> Iterator[Path]:
-    """Yield a fresh hidden folder ``.<name>.writing`` beside ``folder``; swap it into place only on success.
+    """Yield a fresh hidden staging folder beside ``folder``; swap it into place only on success.
 
     An earlier ``folder`` is replaced whole (renamed aside, then removed), so no file of an earlier
-    output survives; an exception removes the staging folder and leaves ``folder`` as it was.
+    output survives; an exception removes the staging folder and leaves ``folder`` as it was. Between
+    the two renames of the swap (microseconds) only the renamed-aside ``.<name>.old`` exists.
+
+    Raises:
+        ValueError: ``folder`` is the working directory or holds it (it cannot be renamed).
     """
-    folder = Path(folder)
-    stage = folder.parent / f".{folder.name}.writing"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    folder = Path(folder).resolve()
+    if Path.cwd().resolve().is_relative_to(folder):
+        raise ValueError(f"{folder} is the working directory or holds it; write the output to another folder")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".writing", dir=folder.parent))
     try:
         yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    if folder.exists():
-        old = folder.parent / f".{folder.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        folder.rename(old)
-        stage.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        stage.rename(folder)
+        if folder.exists():
+            old = folder.parent / f".{folder.name}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            stage.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            stage.rename(folder)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)  # gone already after a successful swap

@@ -188,10 +188,13 @@ def plan_suite(cfg: DictConfig) -> list[SuiteRun]:
     if stray:
         raise BiolmError(f"model_overrides.{stray[0]}: not among models={models}")
     budget, extra = override_list(suite.get("budget"), "suite.budget"), override_list(cfg.get("finetune"), "finetune")
-    for item in extra:
-        key = item.split("=", 1)[0].lstrip("+~")
-        if key in PER_RUN_KEYS:
-            raise BiolmError(f"finetune: {item} is set per run by the benchmark; {PER_RUN_KEYS[key]}")
+    settings = {"finetune": extra, "suite.budget": budget, **{f"model_overrides.{m}": items for m, items in model_settings.items()}}
+    settings.update({f"suite.tasks.{t}.overrides": override_list(tasks[t].get("overrides"), f"suite.tasks.{t}.overrides") for t in tasks})
+    for field, items in settings.items():  # a model= or seed= here would make every "model" of the table the same run
+        for item in items:
+            key = item.split("=", 1)[0].lstrip("+~")
+            if key in PER_RUN_KEYS:
+                raise BiolmError(f"{field}: {item} is set per run by the benchmark; {PER_RUN_KEYS[key]}")
     runs_dir = Path(str(cfg.output)) / "runs"
     runs = []
     for task_name, task in tasks.items():
@@ -306,11 +309,16 @@ def _earlier_results(folder: Path) -> pd.DataFrame:
     return earlier.assign(error=earlier["error"].fillna("").astype(str), run=earlier["run"].astype(str))
 
 
-def _merge(earlier: pd.DataFrame, rows: list[dict]) -> pd.DataFrame:
-    """The earlier rows, each replaced by this invocation's row of the same run folder, then this invocation's new rows."""
-    now = {row["run"]: row for row in rows}
-    kept = [now.pop(run, None) or dict(zip(RESULT_COLUMNS, values, strict=True))
-            for run, values in zip(earlier["run"], earlier[RESULT_COLUMNS].itertuples(index=False), strict=True)]
+def _merge(earlier: pd.DataFrame, rows: list[dict], metrics: dict[str, str] | None = None) -> pd.DataFrame:
+    """The earlier rows, each replaced by this invocation's row of the same run (its folder name: task, model, seed),
+    then this invocation's new rows. An earlier row of a task whose metric is now another (``metrics``) is dropped,
+    so one mean never mixes two metrics."""
+    now = {Path(row["run"]).name: row for row in rows}
+    kept = []
+    for run, values in zip(earlier["run"], earlier[RESULT_COLUMNS].itertuples(index=False), strict=True):
+        row = now.pop(Path(run).name, None) or dict(zip(RESULT_COLUMNS, values, strict=True))
+        if metrics is None or metrics.get(row["task"], row["metric"]) == row["metric"]:
+            kept.append(row)
     return pd.DataFrame([*kept, *now.values()], columns=RESULT_COLUMNS)
 
 
@@ -339,22 +347,23 @@ def run_suite(cfg: DictConfig) -> SuiteResults:
     folder = Path(str(cfg.output))
     earlier = _earlier_results(folder)
     tasks = cfg.suite.get("tasks") or {}
-    metrics = {**dict(zip(earlier["task"], earlier["metric"], strict=True)), **{run.task: run.metric for run in runs}}
+    current = {run.task: run.metric for run in runs}
+    metrics = {**dict(zip(earlier["task"], earlier["metric"], strict=True)), **current}
     wanted = {task: (tasks[task].get("reference_task") if task in tasks else None, metric) for task, metric in metrics.items()}
     published = published_rows(cfg.suite.get("reference"), wanted)  # before any training: a bad reference is a config mistake
-    earlier_wall = dict(zip(earlier["run"], earlier["wall_s"], strict=True))
+    earlier_wall = {Path(run).name: wall for run, wall in zip(earlier["run"], earlier["wall_s"], strict=True)}
     rows: list[dict] = []
     for index, run in enumerate(runs, start=1):
         why = "retrain=true" if cfg.retrain else stale_reason(run)
         reuse = why is None
         log.info("benchmark run %d/%d %s: %s", index, len(runs), run.folder.name,
                  "finished earlier, reused" if reuse else f"training ({why}): biolm finetune " + " ".join(run.overrides))
-        wall_s, error = (float(earlier_wall.get(str(run.folder), math.nan)), None) if reuse else _train(run, on_error)
+        wall_s, error = (float(earlier_wall.get(run.folder.name, math.nan)), None) if reuse else _train(run, on_error)
         rows.append({"task": run.task, "model": run.model, "seed": run.seed, "metric": run.metric,
                      "value": math.nan if error else _metric_value(run), "wall_s": round(wall_s, 1),
                      "status": "reused" if reuse else "failed" if error else "trained", "error": error or "", "run": str(run.folder)})
-        write_table(_merge(earlier, rows), str(folder / "results.csv"))  # progress survives an interruption
-    results = _merge(earlier, rows)
+        write_table(_merge(earlier, rows, current), str(folder / "results.csv"))  # progress survives an interruption
+    results = _merge(earlier, rows, current)
     summary = summarize(results, published)
     write_table(summary, str(folder / "summary.csv"))
     write_report(folder, str(cfg.suite.get("name") or "suite"), results, summary, override_list(cfg.suite.get("budget"), "suite.budget"),

@@ -69,6 +69,8 @@ def cmd_embed(cfg: DictConfig) -> None:
                       columns=api.input_columns(source, sequence_column, id_column))
     if methods and cfg.get("color_by"):
         api.check_color_by(frame, str(cfg.color_by))  # before anything is written
+    if methods and len(frame) < 3:
+        raise BiolmError(f"plot={cfg.plot}: a 2-D map needs at least 3 rows, the table has {len(frame)}; pass plot=null")
     write_table(frame, output)
     if output != "-":
         width = sum(str(c).startswith("emb_") for c in frame.columns)

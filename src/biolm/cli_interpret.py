@@ -53,9 +53,10 @@ def cmd_interpret(cfg: DictConfig) -> None:
 @command
 def cmd_motifs(cfg: DictConfig) -> None:
     from biolm import api
-    from biolm.errors import BiolmError
+    from biolm.errors import BiolmError, require_extra
     from biolm.interpret.outputs import check_output
 
+    require_extra("analysis", "logomaker", *(["memelite"] if cfg.get("motif_db") else []))
     source = _required(cfg, "attributions", "pass attributions=<folder of biolm interpret>")
     output = _required(cfg, "output", "pass output=<folder>")
     check_output(output, "motifs.csv", "motifs")

@@ -7,6 +7,7 @@ Shared by the CLI (`biolm.cli`) and by the engines that run other commands' conf
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -87,6 +88,11 @@ def _implied_overrides(command: str, overrides: list[str]) -> list[str]:
     except (OSError, OmegaConfBaseException):
         return overrides
     groups = {key for item in defaults if isinstance(item, DictConfig) for key in item}
+    for item in defaults:  # a config included whole (biolm sweep's `- finetune`) brings its groups
+        included = config_file(command).parent / f"{item}.yaml" if isinstance(item, str) and item != "_self_" else None
+        if included is not None and included.is_file():
+            with contextlib.suppress(OSError, OmegaConfBaseException):
+                groups |= {key for entry in OmegaConf.load(included).get("defaults") or [] if isinstance(entry, DictConfig) for key in entry}
     implied: dict[str, str] = {}
     if keys.get("model.pretrained", "null") not in ("", "null"):
         implied["tokenizer"] = "pretrained"

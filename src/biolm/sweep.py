@@ -15,9 +15,9 @@ A trial is `biolm.training.fit` on the sweep's finetune config with the sampled 
 ``run_name=trial_<n> output_dir=<output>/trials progress_bar=false``). The config is composed once from the
 sweep's command line, not once per trial from override strings: Hydra reads ``experiment=`` as a group
 choice and keeps no record of it in the composed config, so a sweep config that held only the overrides
-could not take ``experiment=`` at all. Hence group choices (``model=``) are not searchable, and a model's
-``recommended:`` settings (which ``biolm finetune model=<name>`` adds) are not added: the sweep warns when
-they are missing. Each trial's objective is the best validation value of the task's monitor (``best_val``
+could not take ``experiment=`` at all. Hence group choices (``model=``) are not searchable. ``model=<name>`` on
+the sweep's command line brings the model's ``recommended:`` settings, as on ``biolm finetune``; the sweep warns
+when a config's model lacks them otherwise. Each trial's objective is the best validation value of the task's monitor (``best_val``
 in its ``test_metrics.json``), optimised in the monitor's own direction; `PruneOnValidation` reports the
 monitor to Optuna after every validation and stops a trial that the pruner rejects. A trial that fails with a
 user error or runs out of GPU memory is recorded as failed and the sweep goes on (``on_error=continue``) or
@@ -98,6 +98,8 @@ class _TrialFailed(Exception):
 @contextlib.contextmanager
 def _exclusive(output: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``<output>/.lock`` (released when the process ends, even when it is killed)."""
+    if output.exists() and not output.is_dir():
+        raise BiolmError(f"output={output}: a file, not a folder (the sweep's folder holds its study and trials)")
     output.mkdir(parents=True, exist_ok=True)
     fd = os.open(output / ".lock", os.O_RDWR | os.O_CREAT, 0o666)
     try:

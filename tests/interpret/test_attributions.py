@@ -157,7 +157,7 @@ def test_saved_attributions_round_trip(linear_run, tmp_path):
     back = load_attributions(folder)
     assert back.ids == ism.ids and back.sequences == ism.sequences and back.method == "ism" and back.baseline is None
     assert back.target == ism.target == ["1", "1"] and back.letters == "ACGT"
-    assert back.output == pytest.approx(ism.output) and back.settings == ism.settings and back.settings["run"] == "."
+    assert back.output == pytest.approx(ism.output) and back.settings == ism.settings and back.settings["run"] == str(Path(".").resolve())
     for a, b, ha, hb in zip(back.scores, ism.scores, back.hypothetical, ism.hypothetical):
         assert a == pytest.approx(b) and ha == pytest.approx(hb)
     assert back.hypothetical[1].shape == (13, 4)

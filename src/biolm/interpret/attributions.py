@@ -53,8 +53,8 @@ bases, so overlapping k-mers each give a share to a base, and a BPE token's scor
 run of bases); special tokens' scores are dropped (their share is reported).
 
 Baselines (recorded in the output): ``shuffle``, each sequence's letters shuffled (seeded;
-mononucleotide composition kept) and encoded again; a BPE tokenizer's token count changes when
-letters move, so there the non-special token ids are shuffled instead. ``N``: every non-special
+mononucleotide composition kept) and encoded again; when that changes the token count (BPE, where
+letters that move can merge differently), the non-special token ids are shuffled instead. ``N``: every non-special
 token replaced by the unknown token (the ``N`` token of a char tokenizer, ``[UNK]`` otherwise; one
 baseline, recorded as ``n_baselines=1``). On the one-hot CNN, ``N`` is the one-hot of the N channel,
 not an all-zero input.
@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -342,12 +343,13 @@ def attribute(
         strands.append((reverse, reverse_tokens))
     run.model.eval()
     logits = [batch_logits(run, strand_tokens, batch_size) for _, strand_tokens in strands]  # each (N, C)
-    columns, names, scale, offset = run.objective.explained(torch.stack(logits).mean(dim=0), target)
+    probabilities = torch.stack([run.objective.activation(strand_logits) for strand_logits in logits]).mean(dim=0)  # what predict reports
+    columns, names, scale, offset = run.objective.explained(torch.stack(logits).mean(dim=0), target, probabilities)
     rows, picked = torch.arange(len(tokens)), torch.tensor(columns, dtype=torch.long)
     raw = [strand_logits[rows, picked].double().numpy() for strand_logits in logits]  # each (N,)
     output = (np.mean(raw, axis=0) * scale + offset).astype(np.float32)
     letters = alphabet.letters.replace(alphabet.unknown, "")
-    settings: dict = {"run": str(run.path), "target": target, "batch_size": batch_size, "rc_average": rc_average}
+    settings: dict = {"run": str(Path(run.path).resolve()), "target": target, "batch_size": batch_size, "rc_average": rc_average}
 
     per_strand, hypothetical_per_strand, deltas, special = [], [], [], []
     for strand, (strand_sequences, strand_tokens) in enumerate(strands):

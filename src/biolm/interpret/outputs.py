@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,7 +153,7 @@ def load_attributions(folder: str | Path) -> Attributions:
                 hypothetical=_split(data["hypothetical"], offsets) if "hypothetical" in data.files else None,
                 settings=dict(meta.get("settings") or {}),
             )
-    except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError) as err:
+    except (OSError, KeyError, ValueError, TypeError, UnicodeDecodeError, zipfile.BadZipFile) as err:
         raise BiolmError(f"attributions={folder}: not a folder written by biolm interpret ({err})") from None
 
 
@@ -169,6 +170,8 @@ def check_output(folder: str | Path, marker: str, command: str) -> None:
     folder = Path(folder)
     if folder.exists() and (not folder.is_dir() or (any(folder.iterdir()) and not (folder / marker).is_file())):
         raise BiolmError(f"output={folder}: exists and is not a folder written by biolm {command}; choose a new folder (the output folder is replaced)")
+    if Path.cwd().resolve().is_relative_to(folder.resolve()):
+        raise BiolmError(f"output={folder}: the working directory is inside it, and the output folder is replaced; run from elsewhere or pick another folder")
 
 
 def write_attributions(attributions: Attributions, folder: str | Path, window_bp: int = 10, top_k: int = 8, title: str = "") -> Path:

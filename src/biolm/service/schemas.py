@@ -108,7 +108,7 @@ class AttributionResponse(BaseModel):
     prediction: Prediction = Field(description="What /v1/predict answers for this sequence.")
     method: str
     baseline: str | None = Field(description="The baseline of a gradient method (None for saliency and ism).")
-    target: str = Field(description="The class (or the task name, regression) whose output is explained.")
+    target: str = Field(description="The class whose output is explained ('value' for regression).")
     output: float = Field(description="The explained output: the target's logit (for regression the value, as /v1/predict gives it) on the whole sequence; with the run's rc_average, the mean of both strands'.")
     sequence: str = Field(description="The normalised sequence; scores[i] belongs to sequence[i].")
     scores: list[float] = Field(description="One score per base: positive pushes the output up, negative down.")

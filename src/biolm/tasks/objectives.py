@@ -159,15 +159,18 @@ class SequenceObjective:
         sets = [{str(text).strip()} for text in labels]
         return np.array([[name in s for name in self.classes] for s in sets], dtype=int)
 
-    def explained(self, logits: torch.Tensor, target: str | None) -> tuple[list[int], list[str], float, float]:
+    def explained(self, logits: torch.Tensor, target: str | None, probabilities: torch.Tensor | None = None) -> tuple[list[int], list[str], float, float]:
         """What attributions explain (`biolm.interpret`): each sequence's output column and its name, and the
         ``(scale, offset)`` that turn that raw output into the reported number (``raw * scale + offset``).
 
-        This default (multiclass, multilabel): the logit of ``target``, or of each row's highest-scoring class.
+        This default (multiclass, multilabel): the logit of ``target``, or of each row's predicted class (the highest
+        of ``probabilities`` when given, e.g. averaged over both strands as `biolm.prediction` averages them; else
+        of ``logits``).
 
         Args:
             logits: ``(N, num_outputs)`` raw outputs.
             target: a class name, or None.
+            probabilities: ``(N, num_outputs)`` the probabilities the prediction reports, or None.
 
         Raises:
             BiolmError: ``target`` is not a class of this run.
@@ -177,7 +180,7 @@ class SequenceObjective:
             if target not in classes:
                 raise BiolmError(f"target={target!r}: not a class of this run (accepted: {', '.join(classes)}, or null for each sequence's top class)")
             return [classes.index(target)] * len(logits), [target] * len(logits), 1.0, 0.0
-        top = logits.argmax(dim=1).tolist()
+        top = (probabilities if probabilities is not None else logits).argmax(dim=1).tolist()
         return top, [classes[j] for j in top], 1.0, 0.0
 
     def curve_classes(self) -> list[str]:
@@ -231,7 +234,7 @@ class BinaryClassification(SequenceObjective):
     def curve_classes(self):
         return self.classes[1:]
 
-    def explained(self, logits, target):
+    def explained(self, logits, target, probabilities=None):
         positive = self.classes[1]
         if target is not None and target != positive:
             raise BiolmError(f"target={target!r}: a binary run explains its positive class {positive!r} (pass target=null)")
@@ -325,7 +328,7 @@ class Regression(SequenceObjective):
     def probabilities(self, frame):
         return None
 
-    def explained(self, logits, target):
+    def explained(self, logits, target, probabilities=None):
         # the head is trained on standardised targets; the reported value is logit * std + mean, as predict gives
         if target is not None:
             raise BiolmError(f"target={target!r}: a regression run explains its one predicted value (pass target=null)")
