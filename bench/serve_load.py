@@ -9,6 +9,7 @@ client) and the model-side speed-up (the micro-batcher driven directly, no HTTP)
 batching speed-up ratio is printed last.
 
     python bench/serve_load.py [--run runs/demo_prom300_bert] [--clients 32] [--requests 30] [--duration-s 40]
+    python bench/serve_load.py --sequences-per-request 1,8,64 --repeats 1 --duration-s 20   # share of the model-side ceiling per size
 
 Without the run folder (``make demo`` writes it) a stand-in run of the same architecture is trained
 for a few steps into a temporary folder: throughput does not depend on how well it was trained.
@@ -160,8 +161,8 @@ async def http_ceiling(url: str, clients: int, requests_per_client: int) -> floa
         return clients * requests_per_client / (time.perf_counter() - t0)
 
 
-def model_side(run_dir: Path, sequences: list[str], clients: int, rounds: int, args: argparse.Namespace) -> dict[str, float]:
-    """Sequences/s of the micro-batcher alone (no HTTP), ``clients`` concurrent callers, on vs off."""
+def model_side(run_dir: Path, sequences: list[str], clients: int, rounds: int, args: argparse.Namespace, per_request: int = 1) -> dict[str, float]:
+    """Sequences/s of the micro-batcher alone (no HTTP), ``clients`` concurrent callers of ``per_request`` sequences, on vs off."""
     import torch
 
     from biolm import api
@@ -181,13 +182,14 @@ def model_side(run_dir: Path, sequences: list[str], clients: int, rounds: int, a
 
             async def caller(k: int, batcher: MicroBatcher = batcher) -> None:
                 for j in range(rounds):
-                    await batcher.submit([sequences[(k * rounds + j) % len(sequences)]])
+                    start = (k * rounds + j) * per_request % (len(sequences) - per_request)
+                    await batcher.submit(sequences[start : start + per_request])
 
             t0 = time.perf_counter()
             await asyncio.gather(*(caller(k) for k in range(clients)))
             elapsed = time.perf_counter() - t0
             await batcher.stop()
-            return clients * rounds / elapsed
+            return clients * rounds * per_request / elapsed
 
         out["on" if enabled else "off"] = asyncio.run(go())
     return out
@@ -199,7 +201,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=30, help="requests per client (upper bound)")
     parser.add_argument("--duration-s", type=float, default=40.0, help="time limit per round")
-    parser.add_argument("--sequences-per-request", type=int, default=1)
+    parser.add_argument("--sequences-per-request", default="1", help="comma-separated sizes, e.g. 1,8,64 (one table per size)")
     parser.add_argument("--max-batch", type=int, default=64)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=2, help="alternating off/on rounds; medians are reported")
@@ -208,45 +210,67 @@ def main() -> None:
 
     with gzip.open(TEST_SET, "rt") as handle:
         sequences = pd.read_csv(handle)["sequence"].tolist()
+    sizes = [int(v) for v in str(args.sequences_per_request).split(",")]
+    summary = []
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(args.run)
         if not (run / "model.safetensors").exists():
             print(f"{run} not found (make demo writes it); training a stand-in run of the same architecture", file=sys.stderr)
             run = stand_in_run(Path(tmp))
-        runs: dict[str, list[dict]] = {"batching off": [], "batching on": []}
-        for repeat in range(args.repeats):  # modes alternate, so that drifting machine load hits both
-            for batching in (False, True):
-                name = "batching on" if batching else "batching off"
-                port = free_port()
-                url = f"http://127.0.0.1:{port}"
-                log_path = Path(tmp) / f"server_{batching}_{repeat}.log"
-                process = start_server(run, port, batching, args, log_path)
-                try:
-                    wait_ready(url, process)
-                    if repeat == 0 and not batching:
-                        ceiling = asyncio.run(http_ceiling(url, args.clients, 10))
-                    row = asyncio.run(drive(url, sequences, args.clients, args.requests, args.duration_s, args.sequences_per_request))
-                finally:
-                    stop_server(process)
-                passes = re.findall(r"\(([\d.]+) per pass\)", log_path.read_text())
-                row["seqs/pass"] = float(passes[-1]) if passes else float("nan")
-                runs[name].append(row)
-                print(f"{name} #{repeat + 1}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items()), file=sys.stderr)
-        inside = model_side(run, sequences, args.clients, 8, args)
+        for per_request in sizes:
+            rows, ceiling = rounds_of(run, sequences, per_request, args, Path(tmp))
+            inside = model_side(run, sequences, args.clients, max(2, 64 // per_request), args, per_request)
+            report(run, rows, ceiling, inside, per_request, args)
+            on, off = rows["batching on"], rows["batching off"]
+            summary.append({"sequences/request": per_request, "off seqs/s": off["sequences/s"], "on seqs/s": on["sequences/s"],
+                            "model-side ceiling seqs/s": inside["on"], "share of ceiling": on["sequences/s"] / inside["on"],
+                            "p99 off ms": off["p99 ms"], "p99 on ms": on["p99 ms"], "p99 on/off": on["p99 ms"] / off["p99 ms"]})
+    if len(summary) > 1:
+        print("\nend to end (batching on) as a share of the model-side ceiling (the micro-batcher alone, batching on):")
+        print(pd.DataFrame(summary).to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
+
+
+def rounds_of(run: Path, sequences: list[str], per_request: int, args: argparse.Namespace, tmp: Path) -> tuple[dict, float]:
+    """Median rows of alternating batching off/on rounds at ``per_request`` sequences per request, and the HTTP ceiling."""
+    runs: dict[str, list[dict]] = {"batching off": [], "batching on": []}
+    ceiling = float("nan")
+    for repeat in range(args.repeats):  # modes alternate, so that drifting machine load hits both
+        for batching in (False, True):
+            name = "batching on" if batching else "batching off"
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            log_path = tmp / f"server_{per_request}_{batching}_{repeat}.log"
+            process = start_server(run, port, batching, args, log_path)
+            try:
+                wait_ready(url, process)
+                if repeat == 0 and not batching:
+                    ceiling = asyncio.run(http_ceiling(url, args.clients, 10))
+                row = asyncio.run(drive(url, sequences, args.clients, args.requests, args.duration_s, per_request))
+            finally:
+                stop_server(process)
+            passes = re.findall(r"\(([\d.]+) per pass\)", log_path.read_text())
+            row["seqs/pass"] = float(passes[-1]) if passes else float("nan")
+            runs[name].append(row)
+            print(f"{per_request}/request, {name} #{repeat + 1}: " + ", ".join(f"{k} {v:,.1f}" for k, v in row.items()), file=sys.stderr)
     rows = {name: {key: float(np.median([r[key] for r in results])) for key in results[0]} for name, results in runs.items()}
     for name, results in runs.items():
         rows[name]["errors"] = sum(r["errors"] for r in results)
+    return rows, ceiling
+
+
+def report(run: Path, rows: dict, ceiling: float, inside: dict, per_request: int, args: argparse.Namespace) -> None:
     table = pd.DataFrame(rows).T
-    print(f"\nrun {run.name}, {args.clients} concurrent clients, {args.sequences_per_request} sequence(s) per request, "
+    print(f"\nrun {run.name}, {args.clients} concurrent clients, {per_request} sequence(s) per request, "
           f"max_batch={args.max_batch}, max_wait_ms={args.max_wait_ms:g}, torch_threads={args.torch_threads or 'default'}, {os.cpu_count()} CPUs")  # fmt: skip
     print(f"(medians of {args.repeats} alternating rounds; seqs/pass: mean sequences per forward pass)")
     print(table.to_string(float_format=lambda v: f"{v:,.1f}"))
     print(f"\nHTTP ceiling (GET /healthz, same client, {args.clients} clients): {ceiling:,.1f} requests/s")
-    print(f"model side (micro-batcher alone, no HTTP, {args.clients} callers): {inside['off']:,.1f} -> {inside['on']:,.1f} sequences/s, "
+    print(f"model side (micro-batcher alone, no HTTP, {args.clients} callers of {per_request}): {inside['off']:,.1f} -> {inside['on']:,.1f} sequences/s, "
           f"{inside['on'] / inside['off']:.2f}x")  # fmt: skip
+    share = rows["batching on"]["sequences/s"] / inside["on"]
+    print(f"end to end (batching on) / model-side ceiling: {share:.0%}; p99 on / off: {rows['batching on']['p99 ms'] / rows['batching off']['p99 ms']:.2f}x")
     ratio = rows["batching on"]["requests/s"] / rows["batching off"]["requests/s"]
-    print(f"\nbatching speed-up (requests/s, on / off, {args.clients} clients): {ratio:.2f}x")
-
+    print(f"\nbatching speed-up (requests/s, on / off, {args.clients} clients, {per_request}/request): {ratio:.2f}x")
 
 if __name__ == "__main__":
     main()

@@ -51,6 +51,38 @@ def test_concurrent_requests_share_one_call_and_get_their_own_rows():
     assert model.threads and "MainThread" not in model.threads
 
 
+def test_a_request_reaching_an_idle_batcher_does_not_wait_for_the_window():
+    """The window adapts to load: alone, a request runs at once even with a 30 s max_wait_ms."""
+
+    async def go():
+        batcher = MicroBatcher(Recorder(), max_batch=64, max_wait_ms=30_000)
+        await batcher.start()
+        try:
+            return await asyncio.wait_for(batcher.submit(["ACGT"]), timeout=10)
+        finally:
+            await batcher.stop()
+
+    assert asyncio.run(go()) == [("ACGT", 4)]
+
+
+def test_requests_arriving_during_a_forward_pass_share_the_next_one():
+    model = Recorder(delay_s=0.3)
+
+    async def go():
+        batcher = MicroBatcher(model, max_batch=64, max_wait_ms=0)
+        await batcher.start()
+        try:
+            first = asyncio.ensure_future(batcher.submit(["A"]))
+            await asyncio.sleep(0.1)  # the first forward pass is running
+            rest = await asyncio.gather(*(batcher.submit([f"C{i}"]) for i in range(5)))
+            return await first, rest
+        finally:
+            await batcher.stop()
+
+    first, rest = asyncio.run(go())
+    assert model.calls == [1, 5] and first == [("A", 1)] and rest[4] == [("C4", 2)]
+
+
 def test_max_batch_bounds_every_call_and_batching_off_is_one_call_per_request():
     model = Recorder()
     asyncio.run(_submit_all(MicroBatcher(model, max_batch=5, max_wait_ms=200), [["A", "C"]] * 10))

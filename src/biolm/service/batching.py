@@ -3,9 +3,12 @@
 In: ``await batcher.submit(sequences)`` from any number of concurrent requests.
 Out: for each caller, the results (one per sequence) that belong to its sequences, in order.
 
-One consumer task takes the first waiting request, then keeps gathering more for up to
-``max_wait_ms`` or until ``max_batch`` sequences are collected (a request that would overflow the
-batch opens the next one; a single request larger than ``max_batch`` runs alone). The gathered
+One consumer task takes the first waiting request and every request already queued behind it (those
+that arrived while the model ran the previous batch), up to ``max_batch`` sequences (a request that
+would overflow the batch opens the next one; a single request larger than ``max_batch`` runs alone).
+The batching window adapts to load: only when the previous batch was shared (several requests, so
+requests are arriving faster than one at a time) does it also wait up to ``max_wait_ms`` for more; a
+request reaching an idle server runs at once, so batching adds no latency at low load. The gathered
 sequences go to ``predict_fn`` in one call, on a dedicated worker thread, so the event loop keeps
 accepting requests while the model runs. With ``enabled=False`` every request gets its own call
 (the baseline the benchmark compares against).
@@ -38,7 +41,7 @@ class MicroBatcher:
     Args:
         predict_fn: sequences -> one result per sequence, in input order (runs on a worker thread).
         max_batch: most sequences gathered into one call.
-        max_wait_ms: longest time the first request of a batch waits for company.
+        max_wait_ms: longest time the first request of a batch waits for company, under load only (see the module docstring).
         enabled: gather requests (False: one call per request).
     """
 
@@ -49,6 +52,7 @@ class MicroBatcher:
         self.enabled = enabled
         self.calls = 0
         self.sequences = 0
+        self._shared = False  # whether the last batch held several requests: then the next one waits for company
         self._queue: asyncio.Queue[_Job] | None = None
         self._carry: _Job | None = None
         self._task: asyncio.Task | None = None
@@ -107,7 +111,7 @@ class MicroBatcher:
         jobs, count = [first], len(first.sequences)
         if not self.enabled:
             return jobs
-        deadline = asyncio.get_running_loop().time() + self.max_wait_s
+        deadline = asyncio.get_running_loop().time() + (self.max_wait_s if self._shared else 0.0)
         while count < self.max_batch:
             remaining = deadline - asyncio.get_running_loop().time()
             job = self._queue.get_nowait() if remaining <= 0 and not self._queue.empty() else None
@@ -122,6 +126,7 @@ class MicroBatcher:
                 break
             jobs.append(job)
             count += len(job.sequences)
+        self._shared = len(jobs) > 1
         return jobs
 
     async def _consume(self) -> None:
