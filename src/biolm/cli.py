@@ -189,25 +189,45 @@ def cmd_evaluate(cfg: DictConfig) -> None:
 
 @command
 def cmd_predict(cfg: DictConfig) -> None:
+    import pandas as pd
+
     from biolm import api
-    from biolm.data.io import read_records, write_table
+    from biolm.data.io import iter_records, table_suffix, write_table_chunks
 
     run = api.load_run(_required(cfg, "run", "pass run=runs/<name>"))
     source = _required(cfg, "input", "pass input=seqs.fasta (or .csv/.tsv/.parquet, or - for stdin)")
-    records = read_records(
+    output = str(cfg.get("output") or "-")
+    if output != "-":
+        table_suffix(output)  # refuse an unwritable suffix before predicting anything
+    chunks = iter_records(
         source,
+        int(cfg.chunk_size),
         field_name="input",
         sequence_column=cfg.get("sequence_column") or run.cfg.data.sequence_column,
         label_column=None,
         id_column=cfg.get("id_column") or "id",
     )
-    frame = api.predict_records(run, records, batch_size=int(cfg.batch_size), aggregate=cfg.get("aggregate"), rc_average=cfg.get("rc_average"))
-    output = str(cfg.get("output") or "-")
-    write_table(frame, output)
+    batch_tokens = int(cfg.batch_tokens) if cfg.get("batch_tokens") is not None else None
+    precision = str(cfg.get("precision") or "fp32")
+    if precision not in ("fp32", "bf16"):
+        raise BiolmError(f"precision={precision}: accepted: fp32 or bf16")
+    shown: list = []
+
+    def predictions():
+        # one chunk in memory at a time; the writer renames its file into place after the last one
+        for records in chunks:
+            frame = api.predict_records(run, records, batch_size=int(cfg.batch_size), aggregate=cfg.get("aggregate"),
+                                        rc_average=cfg.get("rc_average"), batch_tokens=batch_tokens, bf16=precision == "bf16")
+            if sum(map(len, shown)) < int(cfg.get("show", 0) or 0):
+                shown.append(frame.head(int(cfg.show)))
+            yield frame
+
+    rows = write_table_chunks(predictions(), output)
     if output != "-":
-        logging.getLogger(__name__).info("%d predictions written to %s", len(frame), output)
-        if cfg.get("show", 0):
-            _console().print(frame.head(int(cfg.show)).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        logging.getLogger(__name__).info("%d predictions written to %s", rows, output)
+        if shown:
+            table = pd.concat(shown).head(int(cfg.show))
+            _console().print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
 @command

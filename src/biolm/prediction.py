@@ -14,6 +14,11 @@ into windows (`biolm.data.windows`), every window is scored, and the per-window 
 length-weighted mean). With ``predict.rc_average`` the reverse complement of every sequence is
 scored too and the two are averaged.
 
+Batching: token ids are sorted by length and cut into batches of ``batch_size`` sequences or, with
+``batch_tokens``, of as many as keep ``sequences x padded length`` within that budget; outputs come back in
+input order and do not depend on the batching (to float rounding, ~1e-7). ``bf16`` autocasts the forward
+passes to bfloat16 (faster on CPUs with bf16 units; probabilities move by ~1e-3, so it is opt-in).
+
 Sequences shorter than the tokenizer's ``min_length_bp`` (k for k-mers; 1, i.e. empty, otherwise)
 are refused with a `BiolmError` naming them: a k-mer model would see each as the same lone ``[UNK]``.
 """
@@ -35,18 +40,49 @@ from biolm.runs import Run, load_run
 
 
 @torch.inference_mode()
-def batch_logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int) -> torch.Tensor:
-    """Forward passes in length-sorted batches (little padding); output in input order."""
+def batch_logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int, batch_tokens: int | None = None, bf16: bool = False) -> torch.Tensor:
+    """Forward passes in length-sorted batches (little padding); output ``(N, num_outputs)`` in input order.
+
+    Args:
+        run: the trained run (its model on any device).
+        tokens: ``N`` token-id arrays of any lengths.
+        batch_size: sequences per forward pass (when ``batch_tokens`` is None).
+        batch_tokens: instead, as many sequences per pass as keep ``sequences x padded length``
+            within this many tokens (at least one): short inputs go in large batches, long ones in small.
+        bf16: run the matrix products in bfloat16 (``torch.autocast``): faster where the hardware has
+            bf16 units, but probabilities move by ~1e-3, so it is off unless asked for.
+    """
     collate = Collator(run.tokenizer.pad_id)
     device = next(run.model.parameters()).device  # CPU unless the caller moved the model (e.g. to a GPU)
-    order = np.argsort([len(t) for t in tokens], kind="stable")
+    lengths = np.array([len(t) for t in tokens], dtype=np.int64)
+    order = np.argsort(lengths, kind="stable")
     out = torch.empty((len(tokens), run.labels.num_outputs), dtype=torch.float32)
-    for start in range(0, len(order), batch_size):
-        pick = order[start : start + batch_size]
+    for start, stop in batch_bounds(lengths[order], batch_size, batch_tokens):
+        pick = order[start:stop]
         batch = collate([(tokens[i], None, int(i)) for i in pick])
-        logits = run.model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.cpu()
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = run.model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.cpu()
         out[torch.from_numpy(pick)] = logits.float()
     return out
+
+
+def batch_bounds(sorted_lengths: np.ndarray, batch_size: int, batch_tokens: int | None = None) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]`` batches over ascending lengths: ``batch_size`` each, or by the token budget."""
+    total = len(sorted_lengths)
+    if batch_tokens is None:
+        return [(start, min(start + batch_size, total)) for start in range(0, total, batch_size)]
+    if batch_tokens < 1:
+        raise BiolmError(f"batch_tokens={batch_tokens}: accepted: a positive number of tokens per batch, or null for batch_size")
+    bounds, start = [], 0
+    while start < total:
+        # lengths ascend, so the padded length of [start, stop) is sorted_lengths[stop - 1];
+        # a batch holds at most batch_tokens sequences (each has a token or more)
+        ahead = sorted_lengths[start : start + batch_tokens]
+        fits = np.flatnonzero(ahead * np.arange(1, len(ahead) + 1) <= batch_tokens)
+        stop = start + (int(fits[-1]) + 1 if len(fits) else 1)
+        bounds.append((start, stop))
+        start = stop
+    return bounds
 
 
 def _setting(run: Run, key: str, override):
@@ -72,6 +108,8 @@ def predict_values(
     tokens: Sequence[np.ndarray] | None = None,
     aggregate: str | None = None,
     rc_average: bool | None = None,
+    batch_tokens: int | None = None,
+    bf16: bool = False,
 ) -> np.ndarray:
     """Per-sequence probabilities ``(N,)`` (binary: of the positive class), ``(N, C)``, or values ``(N,)``.
 
@@ -82,6 +120,8 @@ def predict_values(
         tokens: pre-tokenised records (only used without windowing and RC averaging).
         aggregate: window aggregation (default: the run's ``predict.aggregate``).
         rc_average: also score reverse complements and average (default: the run's ``predict.rc_average``).
+        batch_tokens: batch by a token budget instead of ``batch_size`` (see `batch_logits`).
+        bf16: bfloat16 autocast (see `batch_logits`).
     """
     window = check_window(*window_setting(run.cfg.data), run.tokenizer)
     how = _setting(run, "aggregate", aggregate) or "mean"
@@ -97,11 +137,11 @@ def predict_values(
     for strand in strands:
         if window is None:
             strand_tokens = tokens if (tokens is not None and len(strands) == 1) else tokenize_records(run.tokenizer, strand, run.max_tokens)
-            per_strand.append(run.objective.activation(batch_logits(run, strand_tokens, batch_size)).numpy())
+            per_strand.append(run.objective.activation(batch_logits(run, strand_tokens, batch_size, batch_tokens, bf16)).numpy())
             continue
         windows = split_into_windows(strand, *window)
         window_tokens = tokenize_records(run.tokenizer, windows.records, run.max_tokens)
-        values = run.objective.activation(batch_logits(run, window_tokens, batch_size)).numpy()
+        values = run.objective.activation(batch_logits(run, window_tokens, batch_size, batch_tokens, bf16)).numpy()
         per_strand.append(aggregate_windows(values, windows.owner, windows.length_bp, windows.n_sequences, how))
     return np.mean(per_strand, axis=0).astype(np.float32)
 
@@ -113,12 +153,18 @@ def predict_records(
     tokens: Sequence[np.ndarray] | None = None,
     aggregate: str | None = None,
     rc_average: bool | None = None,
+    batch_tokens: int | None = None,
+    bf16: bool = False,
 ) -> pd.DataFrame:
-    """Predict every record of a file-backed table (see `predict_values` for the options)."""
+    """Predict every record of a file-backed table (see `predict_values` for the options).
+
+    Per-base objectives make their own table, batched by ``batch_size`` in float32 (``batch_tokens``
+    and ``bf16`` are for sequence-level outputs).
+    """
     objective = run.objective
     if not objective.per_sequence:  # per-base objectives make their own table from the same run
         return objective.predict_table(run, records, batch_size, tokens, aggregate, rc_average)
-    return objective.to_frame(records.ids, predict_values(run, records, batch_size, tokens, aggregate, rc_average))
+    return objective.to_frame(records.ids, predict_values(run, records, batch_size, tokens, aggregate, rc_average, batch_tokens, bf16))
 
 
 def predict(
@@ -128,6 +174,7 @@ def predict(
     batch_size: int = 64,
     aggregate: str | None = None,
     rc_average: bool | None = None,
+    batch_tokens: int | None = None,
 ) -> pd.DataFrame:
     """Predict raw sequences with a trained run.
 
@@ -138,6 +185,7 @@ def predict(
         batch_size: sequences per forward pass.
         aggregate: window aggregation for long inputs (default: the run's).
         rc_average: average with the reverse complement (default: the run's).
+        batch_tokens: batch by a token budget instead of ``batch_size`` (see `batch_logits`).
 
     Returns:
         One row per sequence: ``id``, ``prob_<class>`` columns (classification) and ``prediction``.
@@ -148,4 +196,4 @@ def predict(
     if len(ids) != len(sequences):
         raise BiolmError(f"ids: {len(ids)} ids for {len(sequences)} sequences")
     records = SequenceRecords("sequences", ids, list(sequences), None, list(range(len(sequences))), "index")
-    return predict_records(run, records, batch_size, aggregate=aggregate, rc_average=rc_average)
+    return predict_records(run, records, batch_size, aggregate=aggregate, rc_average=rc_average, batch_tokens=batch_tokens)
