@@ -145,7 +145,8 @@ class SequenceRecipe(Recipe):
 
 
 def data_module(cfg: DictConfig, tokenizer, datasets: dict) -> SequenceDataModule:
-    """The fine-tune's data module over ``train``/``val`` datasets (batch sizes, workers, seeded order from ``cfg``)."""
+    """The fine-tune's data module over ``train``/``val`` datasets (batch sizes, workers, seeded order and
+    ``data.bucket_pool`` from ``cfg``; a config without that key, e.g. an older run's, trains unbucketed)."""
     return SequenceDataModule(
         datasets,
         tokenizer.pad_id,
@@ -153,6 +154,7 @@ def data_module(cfg: DictConfig, tokenizer, datasets: dict) -> SequenceDataModul
         num_workers=int(cfg.data.num_workers),
         eval_batch_size=int(cfg.data.get("eval_batch_size") or cfg.data.batch_size),
         seed=int(cfg.seed),
+        bucket_pool=int(cfg.data.get("bucket_pool") or 1),
     )
 
 

@@ -17,8 +17,9 @@ import lightning as L
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from biolm.data.bucketing import LengthBucketBatches
 from biolm.data.io import SequenceRecords, read_records
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError, InvalidSequenceError
@@ -264,9 +265,24 @@ class EpochShuffle(Sampler):
         return iter([(epoch, i) for i in order] if self.per_epoch else order)
 
 
+def item_lengths(dataset: Dataset) -> list[int] | None:
+    """Each item's length for length bucketing: tokens of a `TokenDataset`, bases of a dataset that
+    tokenises on the fly (``.sequences``, e.g. augmentation: the same order as its tokens), or None."""
+    if isinstance(dataset, TokenDataset):
+        return [len(ids) for ids in dataset.tokens]
+    sequences = getattr(dataset, "sequences", None)
+    return None if sequences is None else [len(seq) for seq in sequences]
+
+
 class SequenceDataModule(L.LightningDataModule):
-    """Serves tokenised train/val/test splits as padded batches; the training order is an
-    `EpochShuffle` of ``seed`` (a resumed run sees the batches the uninterrupted run saw)."""
+    """Serves tokenised train/val/test splits as padded batches.
+
+    The training order is drawn from ``(seed, epoch)`` alone (a resumed run sees the batches the
+    uninterrupted run saw): an `EpochShuffle`, or with ``bucket_pool > 1`` length-bucketed batches
+    (`biolm.data.bucketing.LengthBucketBatches`: pools of ``bucket_pool`` batches sorted by length,
+    then the batches shuffled), which pad far less when lengths vary. Validation and test items are
+    served shortest first, for the same reason; each batch's ``index`` still names the items.
+    """
 
     def __init__(
         self,
@@ -276,6 +292,7 @@ class SequenceDataModule(L.LightningDataModule):
         num_workers: int = 0,
         eval_batch_size: int | None = None,
         seed: int = 0,
+        bucket_pool: int = 1,
     ):
         super().__init__()
         self.datasets = datasets
@@ -284,29 +301,37 @@ class SequenceDataModule(L.LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.num_workers = num_workers
         self.seed = seed
+        self.bucket_pool = int(bucket_pool)
 
-    def _loader(self, name: str, sampler: Sampler | None = None) -> DataLoader:
-        return DataLoader(
-            self.datasets[name],
-            batch_size=self.batch_size if sampler is not None else self.eval_batch_size,
-            sampler=sampler,
-            collate_fn=self.collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+    def _loader(self, dataset: Dataset, **batching) -> DataLoader:
+        return DataLoader(dataset, collate_fn=self.collate, num_workers=self.num_workers, persistent_workers=self.num_workers > 0, **batching)
 
     def _epoch(self) -> int:
         return int(self.trainer.current_epoch) if self.trainer is not None else 0
 
     def train_dataloader(self) -> DataLoader:
         train = self.datasets["train"]
-        return self._loader("train", EpochShuffle(len(train), self.seed, self._epoch, per_epoch=hasattr(train, "set_epoch")))
+        per_epoch = hasattr(train, "set_epoch")
+        lengths = item_lengths(train) if self.bucket_pool > 1 else None
+        if lengths is None:
+            if self.bucket_pool > 1:
+                log.info("data.bucket_pool=%d: %s has no item lengths; training batches are plain shuffled", self.bucket_pool, type(train).__name__)
+            return self._loader(train, batch_size=self.batch_size, sampler=EpochShuffle(len(train), self.seed, self._epoch, per_epoch=per_epoch))
+        batches = LengthBucketBatches(lengths, self.batch_size, self.seed, self._epoch, self.bucket_pool, per_epoch=per_epoch)
+        return self._loader(train, batch_sampler=batches)
+
+    def _eval_loader(self, name: str) -> DataLoader:
+        dataset = self.datasets[name]
+        lengths = item_lengths(dataset)
+        if lengths is not None:
+            dataset = Subset(dataset, sorted(range(len(lengths)), key=lengths.__getitem__))
+        return self._loader(dataset, batch_size=self.eval_batch_size)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val")
+        return self._eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test")
+        return self._eval_loader("test")
 
 
 def encode_labels(spec: LabelSpec, records: SequenceRecords) -> np.ndarray:
