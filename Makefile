@@ -35,6 +35,8 @@ test: setup
 bench: setup
 	$(BIN)/python bench/tokenizer_speed.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/train_varlen.py
+	$(BIN)/python bench/predict_bulk.py --skip-rss
 	$(BIN)/python bench/long_context.py
 	$(BIN)/python bench/lora_vs_full.py
 	$(BIN)/python bench/variant_scoring.py

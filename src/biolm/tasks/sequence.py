@@ -31,7 +31,7 @@ class SequenceTask(L.LightningModule):
         head_lr: learning rate of the sequence head (None: ``lr``), e.g. a higher one for a new
             head on a pretrained backbone.
         class_weights: per-class loss weights (`class_weights`), None for unweighted.
-        seed: dropout is drawn from (seed, epoch, batch, rank) and the data module's `EpochShuffle`
+        seed: dropout is drawn from (seed, epoch, batch, rank) and the data module's training order (`biolm.data.bucketing.LengthBucketBatches`, a function of (seed, epoch))
             from (seed, epoch), so a run resumed from an epoch's checkpoint continues as the
             uninterrupted run would have.
     """
