@@ -43,6 +43,8 @@ def compute_metrics(objective: SequenceObjective | LabelSpec, frame: pd.DataFram
     if isinstance(objective, LabelSpec):
         objective = objective_for(objective)
     metrics = objective.metrics(split)
+    for metric in metrics.values(copy_state=False):  # the frame holds every record: no sync, also not after DDP (the other ranks have exited)
+        metric.sync_on_compute = metric._to_sync = False  # torchmetrics reads _to_sync at compute
     metrics.update(objective.values_from_frame(frame), objective.metric_targets(torch.from_numpy(np.asarray(targets))))
     values = {name: float(value) for name, value in metrics.compute().items()}
     log_notes(metrics)

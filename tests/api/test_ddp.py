@@ -50,3 +50,19 @@ def test_pretrain_cli_with_trainer_ddp_writes_one_run(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "d" / "pretrain_metrics.json").read_text())
     assert metrics["global_step"] == 4  # 32 windows / (batch 4 x 2 ranks)
+
+
+@pytest.mark.slow
+def test_finetune_cli_with_trainer_ddp_writes_its_test_metrics(tmp_path, tiny_task, tiny_model_overrides):
+    """Rank 0 alone tests the finished model; its metrics must not wait for the ranks that have exited."""
+    exe = Path(sys.executable).parent / "biolm"
+    args = [
+        str(exe), "finetune", f"data.train={tiny_task['train']}", f"data.val={tiny_task['dev']}", f"data.test={tiny_task['test']}",
+        "tokenizer=kmer3", "model=bert_tiny", "task=binary", *tiny_model_overrides, "trainer=ddp", "trainer.devices=2",
+        "schedule.min_steps=0", f"output_dir={tmp_path}", "run_name=d",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env, cwd=HERE.parents[1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "d" / "test_metrics.json").read_text())
+    assert metrics["n_test"] == 32 and metrics["mcc"] is not None
