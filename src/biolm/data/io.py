@@ -208,19 +208,26 @@ def read_dataframe(path: str, fmt: str, text: str | None = None) -> pd.DataFrame
     Raises:
         BiolmError: an empty or unparsable file.
     """
-    try:
+    with _table_errors(path, fmt):
         if fmt == "parquet":
             frame = pd.read_parquet(path)
             return frame.astype(object).where(frame.notna(), None)
         source = io.StringIO(text if text is not None else read_text(path))
         return pd.read_csv(source, sep=TABLE_SUFFIXES["." + fmt], dtype=str, keep_default_na=False)
-    except BiolmError:
+
+
+@contextlib.contextmanager
+def _table_errors(source: str, fmt: str, passthrough: tuple[type[BaseException], ...] = (BiolmError,)) -> Iterator[None]:
+    """pandas' errors while reading a table -> one `BiolmError` naming ``source``; ``passthrough`` errors go through as they are."""
+    try:
+        yield
+    except passthrough:
         raise
     except pd.errors.EmptyDataError:
-        raise BiolmError(f"{path}: file is empty; expected a header line and rows") from None
+        raise BiolmError(f"{source}: file is empty; expected a header line and rows") from None
     except (pd.errors.ParserError, ValueError, OSError) as err:
         message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise BiolmError(f"{path}: cannot read as {fmt.upper()}: {message}") from None
+        raise BiolmError(f"{source}: cannot read as {fmt.upper()}: {message}") from None
 
 
 def _table_records(
@@ -431,20 +438,14 @@ def _fasta_chunks(text: _Prefixed, source: str, chunk_size: int) -> Iterator[Seq
 
 
 def _table_chunks(text: _Prefixed, source: str, fmt: str, chunk_size: int, *columns: str | None) -> Iterator[SequenceRecords]:
-    try:
+    # decoding errors of the lazily read (gzip) text are translated by the caller, which knows the file
+    with _table_errors(source, fmt, (BiolmError, UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile)):
         reader = pd.read_csv(text, sep=TABLE_SUFFIXES["." + fmt], dtype=str, keep_default_na=False, chunksize=chunk_size)
         offset = 0
         for frame in reader:
             if len(frame) or not offset:
                 yield _table_records(frame, source, fmt, *columns, require_label=False, offset=offset)
             offset += len(frame)
-    except (BiolmError, UnicodeDecodeError, EOFError, zlib.error, gzip.BadGzipFile):
-        raise
-    except pd.errors.EmptyDataError:
-        raise BiolmError(f"{source}: file is empty; expected a header line and rows") from None
-    except (pd.errors.ParserError, ValueError, OSError) as err:
-        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
-        raise BiolmError(f"{source}: cannot read as {fmt.upper()}: {message}") from None
 
 
 def _parquet_chunks(path: str, chunk_size: int, sequence_column: str, *columns: str | None) -> Iterator[SequenceRecords]:
