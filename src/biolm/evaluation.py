@@ -35,7 +35,9 @@ def compute_metrics(objective: SequenceObjective | LabelSpec, frame: pd.DataFram
 
     A metric undefined on these records (e.g. AUROC when they hold one class; see
     `biolm.tasks.metrics`) is None, written as ``null`` in JSON, with a warning logged that says
-    why; macro averages leave out the classes where the metric is undefined.
+    why; macro averages leave out the classes where the metric is undefined. Objectives with a decision
+    threshold (binary) add it, the confusion counts ``tp, fp, tn, fn`` and ``sensitivity`` / ``specificity``
+    at it (`SequenceObjective.decision_metrics`).
 
     Args:
         objective: the run's objective (``run.objective``), or its label space.
@@ -48,7 +50,8 @@ def compute_metrics(objective: SequenceObjective | LabelSpec, frame: pd.DataFram
     metrics.update(objective.values_from_frame(frame), objective.metric_targets(torch.from_numpy(np.asarray(targets))))
     values = {name: float(value) for name, value in metrics.compute().items()}
     log_notes(metrics)
-    return {name: None if math.isnan(value) else value for name, value in values.items()}
+    values = {name: None if math.isnan(value) else value for name, value in values.items()}
+    return {**values, **objective.decision_metrics(frame, np.asarray(targets))}
 
 
 def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int = 64) -> dict[str, float]:
@@ -108,7 +111,7 @@ def compare_runs(runs: Sequence[str | Path], reference: str | None = None, refer
             raise BiolmError(f"runs: {run} has no test_metrics.json (not a finished biolm run)")
         metrics = json.loads(path.read_text())
         # null (an undefined metric) becomes NaN; counts, sizes and the checkpoint's record are not metrics
-        measured = {k: np.nan if v is None else v for k, v in metrics.items() if (v is None or isinstance(v, float)) and k not in ("monitor", "best_val", "best_epoch")}
+        measured = {k: np.nan if v is None else v for k, v in metrics.items() if (v is None or isinstance(v, float)) and k not in ("monitor", "best_val", "best_epoch", "threshold")}
         rows.append({"model": Path(run).name, "source": "this run", **measured})
     if reference:
         if not Path(reference).exists():

@@ -63,7 +63,7 @@ from biolm.tokenizers.nt import NtTokenizer
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.yaml", "labels.json", "test_metrics.json", "checkpoint.json", "report.md")  # copied; the weights are written from the model
+RUN_FILES = ("config.yaml", "labels.json", "decision.json", "test_metrics.json", "checkpoint.json", "report.md")  # copied; the weights are written from the model
 TANH_LINEAR_BOUND = 1e-3  # largest |dense output| after scaling: tanh(x) = x (1 - x^2/3), so relative error <= 3.4e-7
 
 # (biolm name prefix, transformers name prefix), matched after `layers.<i>.` -> `encoder.layer.<i>.`;
@@ -410,6 +410,7 @@ def model_card(run: Run, name: str, reason: str | None) -> str:
         "",
         ", ".join(f"`{c}`" for c in run.labels.classes) if run.labels.classes else f"one real value (targets standardised with mean {run.labels.mean:.4g}, std {run.labels.std:.4g})",
         "",
+        *(["## Decision rule", "", *run.objective.describe_decision(), *_threshold_note(run, reason), ""] if run.objective.decides else []),
         "## Test metrics",
         "",
         *_metrics_table(metrics),
@@ -470,6 +471,15 @@ def model_card(run: Run, name: str, reason: str | None) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def _threshold_note(run: Run, reason: str | None) -> list[str]:
+    """A transformers user's argmax is the 0.5 rule: say so when the run decides at another threshold."""
+    threshold = run.objective.decision.threshold
+    if reason is not None or threshold == 0.5:
+        return []
+    return ["", f"transformers' `argmax` of the two logits is the 0.5 rule; to predict as this run does, compare the "
+                f"probability of `{run.labels.classes[1]}` with {threshold:.6g}."]
 
 
 def _metrics_table(metrics: dict[str, Any]) -> list[str]:

@@ -30,6 +30,7 @@ from biolm.models.adapters import adapter_bytes, adapter_name, apply_adapter, is
 from biolm.prediction import predict_records
 from biolm.report import write_report
 from biolm.runs import (
+    DECISION_FILE,
     Run,
     check_targets,
     check_window_fits,
@@ -43,6 +44,7 @@ from biolm.runs import (
 )
 from biolm.schedule import StepPlan, plan_steps, small_data_advice
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model, save_weights
+from biolm.tasks.decision import decide, parse_bands, parse_rule
 from biolm.tasks.metrics import metric_mode
 from biolm.tasks.objectives import objective_class
 from biolm.tasks.sequence import SequenceTask
@@ -84,6 +86,7 @@ class SequenceRecipe(Recipe):
         objective_cls = objective_class(cfg.task)
         splits = load_splits(cfg.data, stratify=objective_cls.stratify)
         train = splits["train"]
+        check_decision_settings(cfg.task, objective_cls)
         objective = objective_cls.fit(train.labels, train.where, delimiter=cfg.data.label_delimiter, positive_label=cfg.task.get("positive_label"))
         spec = objective.labels
         model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
@@ -136,12 +139,42 @@ class SequenceRecipe(Recipe):
         splits, targets, tokens = (job.state[k] for k in ("splits", "targets", "tokens"))
         keep_best_weights(job)
         run = load_run(job.folder)
+        write_decision(cfg.task, run, splits.get("val"), None if "test" not in tokens else tokens.get("val"))
         test = splits["test"]
         frame = predict_records(run, test, tokens=tokens.get("test"))
         metrics = compute_metrics(run.objective, frame, targets["test"])
         frame.insert(1, "label", test.labels)
         write_table(frame, str(job.folder / "test_predictions.csv"))
         return publish_run(job, metrics, {name: len(r) for name, r in splits.items()}, *job.state["sizes"])
+
+
+def check_decision_settings(task_cfg: DictConfig, objective_cls) -> None:
+    """Refuse a bad ``task.threshold`` / ``task.bands`` before training (and either one on an objective without a threshold)."""
+    if not objective_cls.decides:
+        given = [key for key in ("threshold", "bands") if task_cfg.get(key) is not None]
+        if given:
+            raise BiolmError(f"task.{given[0]}: only binary runs have a decision threshold and risk bands (this run: {objective_cls.name})")
+        return
+    parse_rule(task_cfg.get("threshold"))
+    parse_bands(task_cfg.get("bands"), None)
+
+
+def write_decision(task_cfg: DictConfig, run: Run, val: SequenceRecords | None, val_tokens=None) -> None:
+    """Choose the run's decision threshold (`biolm.tasks.decision`) on the validation split when ``task.threshold``
+    asks for a rule, and write ``decision.json``; ``run.objective`` takes it for the test predictions."""
+    if not run.objective.decides:
+        return
+    truth = scores = None
+    if parse_rule(task_cfg.get("threshold"))[0] != "fixed":
+        if val is None or not len(val):
+            raise BiolmError(f"task.threshold={task_cfg.threshold}: needs a validation split to choose on; pass a number")
+        frame = predict_records(run, val, tokens=val_tokens)
+        truth, scores = encode_labels(run.labels, val), run.objective.values_from_frame(frame).numpy().astype(float)
+    decision = decide(task_cfg, truth, scores)
+    decision.to_json(run.path / DECISION_FILE)
+    run.objective.decision = decision
+    log.info("decision threshold %.4g (task.threshold=%s)%s", decision.threshold, decision.rule,
+             "" if not decision.chosen_on else f": val sensitivity {decision.chosen_on.get('sensitivity')}, specificity {decision.chosen_on.get('specificity')}")
 
 
 def data_module(cfg: DictConfig, tokenizer, datasets: dict) -> SequenceDataModule:
@@ -263,7 +296,7 @@ def merge_adapter(run: Run | str | Path, out: str | Path, overwrite: bool = Fals
     OmegaConf.save(cfg, stage / "config.yaml", resolve=True)
     run.tokenizer.save(stage / "tokenizer")
     run.labels.to_json(stage / "labels.json")
-    for name in ("metrics.csv", "checkpoint.json", "test_metrics.json", "test_predictions.csv", "test_segments.tsv", "report.md"):
+    for name in (DECISION_FILE, "metrics.csv", "checkpoint.json", "test_metrics.json", "test_predictions.csv", "test_segments.tsv", "report.md"):
         if (run.path / name).exists():
             shutil.copy2(run.path / name, stage / name)
     if (run.path / "plots").is_dir():

@@ -37,7 +37,8 @@ from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.plots import figure, markdown_table, save_png
 from biolm.prediction import window_setting
-from biolm.runs import run_file
+from biolm.runs import DECISION_FILE, run_file
+from biolm.tasks.decision import Decision
 from biolm.tasks.objectives import SequenceObjective, objective_for
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ PLOT_TITLES = {
     "scatter": "Predicted vs observed (test)",
 }
 # Keys of test_metrics.json that describe the run rather than measure the test set.
-NON_METRIC_KEYS = ("monitor", "best_val", "best_epoch", "trainable_params", "total_params")
+NON_METRIC_KEYS = ("monitor", "best_val", "best_epoch", "trainable_params", "total_params", "threshold", "tp", "fp", "tn", "fn")
 
 
 def run_title(run_dir: Path) -> str:
@@ -263,6 +264,8 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
     with run_file(run_dir / "labels.json", "not a readable label file"):
         spec = LabelSpec.from_json(run_dir / "labels.json")
         objective = objective_for(spec)
+    if (run_dir / DECISION_FILE).exists():
+        objective.decision = Decision.from_json(run_dir / DECISION_FILE)
     test_metrics, checkpoint = {}, {}
     for name, target in (("test_metrics.json", test_metrics), ("checkpoint.json", checkpoint)):
         if (run_dir / name).exists():
@@ -307,6 +310,13 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
         lines += ["", "undefined: the metric has no value on this test set (e.g. AUROC of a set with one class); the warnings logged when the metrics were computed say why."]
     if test_metrics.get("best_val") is not None:
         lines += ["", f"Best validation {test_metrics.get('monitor', 'metric')}: {_format(test_metrics['best_val'])} (epoch {test_metrics.get('best_epoch')})."]
+    decision = objective.describe_decision() if (run_dir / DECISION_FILE).exists() else []
+    if decision:
+        lines += ["", "## Decision rule", "", *decision]
+        if test_metrics.get("tp") is not None:
+            counts = ", ".join(f"{k.upper()} {test_metrics[k]}" for k in ("tp", "fp", "tn", "fn"))
+            lines += ["", f"On the test set at this threshold: sensitivity {_format(test_metrics.get('sensitivity'))}, "
+                          f"specificity {_format(test_metrics.get('specificity'))} ({counts})."]
     lines += ["", "## Data", "", *(markdown_table([(k, f"{int(v):,}") for k, v in sizes.items()], ("split", "rows")) if sizes else ["(sizes unknown)"])]
     lines += ["", "## Configuration", "", *markdown_table(config_rows(cfg, spec, _parameter_counts(run_dir, test_metrics, checkpoint), test_metrics), ("setting", "value"), numeric=False)]
     lines += ["", "## Plots"]

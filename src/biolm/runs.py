@@ -42,6 +42,7 @@ from biolm.errors import BiolmError, find_user_error
 from biolm.tokenizers import load_tokenizer
 
 REQUIRED_FILES = ("config.yaml", "labels.json", "model.safetensors", "tokenizer")
+DECISION_FILE = "decision.json"  # a binary run's decision threshold and risk bands (`biolm.tasks.decision`)
 
 
 @dataclass
@@ -175,6 +176,10 @@ def load_run(path: str | Path) -> Run:
         from biolm.tasks.objectives import objective_for
 
         objective = objective_for(labels)
+    if (run_dir / DECISION_FILE).exists():
+        from biolm.tasks.decision import Decision
+
+        objective.decision = Decision.from_json(run_dir / DECISION_FILE)
     with run_file(run_dir / "config.yaml", "its model section does not build"):
         model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
     if adapted:

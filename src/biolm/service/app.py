@@ -122,18 +122,20 @@ class ServeSettings:
         return cls(**known)
 
 
-def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[tuple[str | float, dict[str, float] | None]]:
-    """`biolm.prediction.predict` as one ``(prediction, probabilities)`` pair per sequence.
+def predict_rows(run: Run, sequences: list[str], batch_size: int) -> list[dict]:
+    """`biolm.prediction.predict` as one `Prediction` body (without ``id``) per sequence: ``prediction``,
+    ``probabilities`` (None for values) and ``call`` (the risk band, None without bands).
 
     Runs on the inference thread: the table is converted there once per forward pass, not once
     per request on the event loop.
     """
     frame = predict(run, sequences, batch_size=batch_size)
     predictions = frame["prediction"].tolist()
+    calls = frame["call"].tolist() if "call" in frame else [None] * len(frame)
     probabilities = run.objective.probabilities(frame)
     if probabilities is None:  # the objective predicts values
-        return [(float(value), None) for value in predictions]
-    return [(str(value), row) for value, row in zip(predictions, probabilities)]
+        return [{"prediction": float(value), "probabilities": None, "call": call} for value, call in zip(predictions, calls)]
+    return [{"prediction": str(value), "probabilities": row, "call": call} for value, row, call in zip(predictions, probabilities, calls)]
 
 
 def model_card(run: Run, settings: ServeSettings, variants: bool, example: str | None = None, attribution: list[str] | None = None) -> ModelCard:
@@ -172,6 +174,7 @@ def model_card(run: Run, settings: ServeSettings, variants: bool, example: str |
         model=model,
         limits=limits,
         variants=variants,
+        decision=run.objective.decision.to_dict() if run.objective.decides else None,
         example=example,
         attribution=list(attribution or []),
     )
@@ -386,7 +389,7 @@ def create_app(run: Run | str | Path | None, settings: ServeSettings | None = No
         if not batcher.running:
             raise HTTPException(status_code=503, detail="the service is starting or shutting down; retry shortly")
         rows = await batcher.submit(sequences)
-        predictions = [Prediction(id=seq_id, prediction=value, probabilities=probs) for seq_id, (value, probs) in zip(ids, rows)]
+        predictions = [Prediction(id=seq_id, **row) for seq_id, row in zip(ids, rows)]
         return PredictResponse(model=run.path.name, task=run.labels.task, labels=list(run.labels.classes), predictions=predictions)
 
     add_attribution_route(app, run, settings, guarded)

@@ -153,7 +153,7 @@ def add_attribution_route(app: FastAPI, run: Run, settings, dependencies: list) 
             )
         if not batcher.running:
             raise HTTPException(status_code=503, detail="the service is starting or shutting down; retry shortly")
-        [(value, probabilities)] = await batcher.submit([sequence])
+        [row] = await batcher.submit([sequence])
         records = SequenceRecords("sequence", [body.id], [sequence], None, [0], "index")
 
         def work():
@@ -165,7 +165,7 @@ def add_attribution_route(app: FastAPI, run: Run, settings, dependencies: list) 
         return AttributionResponse(
             model=run.path.name,
             id=body.id,
-            prediction=Prediction(id=body.id, prediction=value, probabilities=probabilities),
+            prediction=Prediction(id=body.id, **row),
             method=explained.method,
             baseline=explained.baseline,
             target=explained.target[0],

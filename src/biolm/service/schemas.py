@@ -31,8 +31,11 @@ class Prediction(BaseModel):
     """The prediction for one sequence."""
 
     id: str
-    prediction: str | float = Field(description="Predicted label (classification; ';'-joined for multilabel) or value (regression).")
+    prediction: str | float = Field(
+        description="Predicted label (classification, at the run's decision threshold for binary runs; ';'-joined for multilabel) or value (regression)."
+    )
     probabilities: dict[str, float] | None = Field(default=None, description="Per-class probability (classification tasks).")
+    call: str | None = Field(default=None, description="The risk band of the positive class's probability (binary runs with task.bands; else null).")
 
 
 class PredictResponse(BaseModel):
@@ -56,6 +59,10 @@ class ModelCard(BaseModel):
     model: dict[str, Any] = Field(description="Architecture (_target_) and parameter count.")
     limits: dict[str, Any] = Field(description="Request limits of this server.")
     variants: bool = Field(description="Whether /v1/variants/score is served.")
+    decision: dict[str, Any] | None = Field(
+        default=None,
+        description="Binary runs: the decision threshold (prediction is positive at or above it), the rule that chose it, what it reached on validation, and the risk bands of call.",
+    )
     example: str | None = Field(
         default=None,
         description="A sequence to try (the page's Load example), per the server's example setting: by default (auto) the run's first test, val or train row, cut to fit /v1/attribute; none when the server sets example=none.",

@@ -22,6 +22,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import torchmetrics as tm
 from torchmetrics import classification as cls
@@ -256,7 +257,9 @@ class R2Score(Ranges, Explained, reg.R2Score):
         return super().compute()
 
 
-def build_metrics(task: str, num_classes: int, class_names: Sequence[str] | None = None, split: str = "evaluated set") -> tm.MetricCollection:
+def build_metrics(
+    task: str, num_classes: int, class_names: Sequence[str] | None = None, split: str = "evaluated set", threshold: float = 0.5
+) -> tm.MetricCollection:
     """The metric collection of a task type (see the module docstring for inputs and undefined values).
 
     Args:
@@ -264,14 +267,17 @@ def build_metrics(task: str, num_classes: int, class_names: Sequence[str] | None
         num_classes: classes (multiclass) or labels (multilabel); ignored otherwise.
         class_names: names used in the notes (default: class indices).
         split: what the notes call the evaluated records, e.g. ``test set``.
+        threshold: binary decision threshold: accuracy, MCC and F1 count a probability at or above it as
+            positive (``biolm.tasks.decision``).
     """
     if task == "binary":
+        strict = strictly_below(threshold)
         metrics = {
-            "accuracy": cls.BinaryAccuracy(),
+            "accuracy": cls.BinaryAccuracy(threshold=strict),
             "auroc": BinaryAUROC(),
             "auprc": BinaryAveragePrecision(),
-            "mcc": BinaryMatthewsCorrCoef(),
-            "f1": BinaryF1Score(),
+            "mcc": BinaryMatthewsCorrCoef(threshold=strict),
+            "f1": BinaryF1Score(threshold=strict),
         }
     elif task == "multiclass":
         metrics = {
@@ -299,6 +305,15 @@ def build_metrics(task: str, num_classes: int, class_names: Sequence[str] | None
         if isinstance(metric, Explained):
             metric.explain(split, class_names)
     return tm.MetricCollection(metrics)
+
+
+def strictly_below(threshold: float) -> float:
+    """The float32 cut-off ``c`` with ``p > c`` exactly when ``p >= threshold`` for float32 ``p`` (torchmetrics
+    counts ``p > threshold`` as positive, biolm's decision rule ``p >= threshold``); 0 stays 0."""
+    ceiling = np.float32(threshold)
+    if float(ceiling) < threshold:
+        ceiling = np.nextafter(ceiling, np.float32(np.inf))
+    return max(float(np.nextafter(ceiling, np.float32(-np.inf))), 0.0)
 
 
 def log_notes(collection: tm.MetricCollection, seen: set[str] | None = None) -> None:

@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.tasks import metrics as m
+from biolm.tasks.decision import Decision, rates
 
 
 class SequenceObjective:
@@ -43,6 +44,8 @@ class SequenceObjective:
             difference is a supervised variant effect.
         serves: whether the HTTP service can answer with it (one prediction and optional class
             probabilities per sequence).
+        decides: a decision threshold turns its probabilities into the predicted class (binary): ``task.threshold`` and
+            ``task.bands`` apply, and the run keeps them in ``decision.json`` (`biolm.tasks.decision`).
         per_sequence: one output per sequence: `biolm.prediction` computes the values (windows,
             RC averaging) and `to_frame` tabulates them. Objectives without it (per-base outputs)
             implement ``predict_table(run, records, ...)`` and ``evaluate_file(run, data, batch_size)``.
@@ -57,9 +60,11 @@ class SequenceObjective:
     scores_variant_effects: ClassVar[bool] = False
     serves: ClassVar[bool] = True
     per_sequence: ClassVar[bool] = True
+    decides: ClassVar[bool] = False
 
-    def __init__(self, labels: LabelSpec):
+    def __init__(self, labels: LabelSpec, decision: Decision | None = None):
         self.labels = labels
+        self.decision = decision or Decision()
 
     @classmethod
     def fit(cls, labels: Sequence[str], where: Callable[[int], str], *, delimiter: str = ";", positive_label: str | None = None) -> SequenceObjective:
@@ -127,6 +132,15 @@ class SequenceObjective:
     def metrics(self, split: str = "evaluated set") -> tm.MetricCollection:
         """The metric collection (names users monitor: ``auroc``, ``mcc``, ...); ``split`` names the records in notes."""
         return m.build_metrics(self.name, max(len(self.classes), 1), self.classes, split)
+
+    def decision_metrics(self, frame: pd.DataFrame, targets: np.ndarray) -> dict[str, float | int | None]:
+        """What the run's decision rule gives on a labelled prediction table (binary: the threshold, confusion counts,
+        sensitivity, specificity); empty where there is no threshold."""
+        return {}
+
+    def describe_decision(self) -> list[str]:
+        """Markdown lines on the decision rule for reports and model cards (empty: none)."""
+        return []
 
     def values_from_frame(self, frame: pd.DataFrame) -> torch.Tensor:
         """The `activation` values back from a prediction table (``to_frame``'s columns)."""
@@ -198,6 +212,7 @@ class BinaryClassification(SequenceObjective):
     """Two classes; one output, the logit of the positive class (BCE with logits)."""
 
     name = "binary"
+    decides = True
     stratify = True
     plots = ("roc", "pr", "confusion")
     scores_variant_effects = True
@@ -222,11 +237,37 @@ class BinaryClassification(SequenceObjective):
     def values_from_frame(self, frame):
         return torch.tensor(frame[f"prob_{self.classes[1]}"].to_numpy(), dtype=torch.float32)
 
+    def metrics(self, split="evaluated set"):
+        return m.build_metrics(self.name, 2, self.classes, split, threshold=self.decision.threshold)
+
     def to_frame(self, ids, values):
+        """``id``, ``prob_<negative>``, ``prob_<positive>``, ``prediction`` (positive at or above the run's decision
+        threshold) and, when the run has risk bands, ``call`` (the band's name)."""
         negative, positive = self.classes
         frame = pd.DataFrame({"id": list(ids), f"prob_{negative}": 1.0 - values, f"prob_{positive}": values})
-        frame["prediction"] = np.where(values >= 0.5, positive, negative)
+        frame["prediction"] = np.where(self.decision.predict(values), positive, negative)
+        if self.decision.bands is not None:
+            frame["call"] = self.decision.bands.assign(values)
         return frame
+
+    def decision_metrics(self, frame, targets):
+        reached = rates(np.asarray(targets), self.decision.predict(frame[f"prob_{self.classes[1]}"].to_numpy(dtype=np.float64)))
+        return {"threshold": self.decision.threshold, **{k: None if isinstance(v, float) and np.isnan(v) else v for k, v in reached.items()}}
+
+    def describe_decision(self):
+        decision, positive = self.decision, self.classes[1]
+        lines = [f"Decision threshold: **{decision.threshold:.4g}** on `prob_{positive}` (rule `{decision.rule}`): "
+                 f"`prediction` is {positive!r} at or above it."]
+        seen = decision.chosen_on
+        if seen.get("split"):
+            sens, spec = seen.get("sensitivity"), seen.get("specificity")
+            lines.append(f"Chosen on the {seen['split']} split ({seen['n']} records, {seen['positives']} {positive!r}): "
+                         f"sensitivity {_rate(sens)}, specificity {_rate(spec)} there.")
+        if decision.bands is not None:
+            edges = [0.0, *decision.bands.cutoffs, 1.0]
+            spans = [f"{name} [{lo:.4g}, {hi:.4g}{']' if i == len(edges) - 2 else ')'}" for i, (name, lo, hi) in enumerate(zip(decision.bands.names, edges, edges[1:]))]
+            lines.append("Risk bands (`call`): " + "; ".join(spans) + ".")
+        return lines
 
     def effect_values(self, frame):
         return frame[f"prob_{self.classes[1]}"].to_numpy(dtype=np.float64)
@@ -239,6 +280,10 @@ class BinaryClassification(SequenceObjective):
         if target is not None and target != positive:
             raise BiolmError(f"target={target!r}: a binary run explains its positive class {positive!r} (pass target=null)")
         return [0] * len(logits), [positive] * len(logits), 1.0, 0.0
+
+
+def _rate(value) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
 
 
 class MulticlassClassification(SequenceObjective):
