@@ -53,7 +53,7 @@ from biolm.text.rag import ask as rag_ask
 from biolm.text.rag import evaluate_answers, evaluate_retrieval
 from biolm.text.retrieval import build_index, load_index, search
 from biolm.training import fit
-from biolm.variants import filter_vcf, in_silico_mutagenesis, score_variants, variant_dataset, variant_window_dataset
+from biolm.variants import check_sex, filter_vcf, in_silico_mutagenesis, sample_qc, score_variants, variant_dataset, variant_window_dataset
 
 register_resolvers()  # configs composed or loaded by API users may name ${bundled:...} files
 
@@ -124,6 +124,7 @@ __all__ = [
     "plot_embeddings",
     "evaluate",
     "export_run",
+    "check_sex",
     "filter_vcf",
     "finetune",
     "fit",
@@ -140,6 +141,7 @@ __all__ = [
     "predict",
     "predict_records",
     "pretrain",
+    "sample_qc",
     "score_variants",
     "train_tokenizer",
     "variant_dataset",

@@ -307,7 +307,45 @@ def cmd_variants_dataset(cfg: DictConfig) -> None:
         sample_column=str(cfg.sample_column),
         label_column=str(cfg.label_column),
         aliases=_aliases(cfg),
+        exclude=cfg.get("exclude"),
     )
+
+
+@command
+def cmd_variants_qc(cfg: DictConfig) -> None:
+    from rich.table import Table
+
+    from biolm import api
+
+    result = api.sample_qc(
+        _required(cfg, "vcf", "pass vcf=cohort.vcf.gz"),
+        _required(cfg, "out", "pass out=qc/"),
+        samples=cfg.samples,
+        sample_column=str(cfg.sample_column),
+        sex_column=str(cfg.sex_column),
+        max_sample_missing=cfg.max_sample_missing,
+        max_het_z=cfg.max_het_z,
+        build=str(cfg.build),
+        freq=str(cfg.freq),
+        male_min_f=float(cfg.male_min_f),
+        female_max_f=float(cfg.female_max_f),
+        ycount=bool(cfg.ycount),
+        female_max_y_calls=int(cfg.female_max_y_calls),
+        male_min_y_calls=int(cfg.male_min_y_calls),
+    )
+    counts = Table(title=f"sex check: {result.summary['n_samples']} samples", caption=f"{result.summary['n_x_sites']} X sites outside PAR")
+    inferred = ["female", "male", "ambiguous"]
+    for column in ("reported", *inferred):
+        counts.add_column(column, justify="left" if column == "reported" else "right")
+    for sex, row in result.summary["reported_vs_inferred"].items():
+        counts.add_row(sex, *(str(row.get(i, 0)) for i in inferred))
+    _console().print(counts)
+    failed = Table(title=f"{len(result.failed)} samples failed — {result.out / 'failed_samples.txt'}")
+    for column in ("sample", "reported", "inferred", "F", "reason"):
+        failed.add_column(column, justify="right" if column == "F" else "left", overflow="fold")
+    for row in result.failed.itertuples(index=False):
+        failed.add_row(row.sample, row.reported_sex, row.inferred_sex, f"{row.F:.3f}", row.reason)
+    _console().print(failed)
 
 
 @command

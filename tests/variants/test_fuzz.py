@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biolm.errors import BiolmError
-from biolm.variants import Reference, annotate_vcf, filter_vcf, parse_region, read_variants, variant_dataset
+from biolm.variants import Reference, annotate_vcf, check_sex, filter_vcf, parse_region, read_variants, variant_dataset
 from biolm.variants.dataset import read_sample_labels
 from biolm.variants.report import check_variant_labels
 from biolm.variants.vcf import check_vcf_text, read_genotypes
@@ -155,6 +155,7 @@ def test_vcf_readers_raise_only_biolm_errors(case, tmp_path_factory, reference):
     qc = {"min_sample_dp": 5, "min_call_rate": 0.5, "max_sample_missing": 0.5, "max_het_z": 2.0}
     if only_biolm_errors("filter_vcf+sample_qc", filter_vcf, path, folder / "qc.vcf", **qc):
         assert (folder / "qc.vcf").is_file()
+    only_biolm_errors("check_sex", check_sex, path, build="GRCh38")  # fuzz contigs are chr1: the loop, then 'no X' at most
     for mode in ("haplotype", "consensus"):
         only_biolm_errors(f"variant_dataset:{mode}", variant_dataset, path, reference, "chr1:1-100", mode=mode, on_ref_mismatch="skip")
     if variants is not None:

@@ -1,7 +1,8 @@
 """Per-sample sequence datasets from a VCF: one row per sample (or haplotype) with its label.
 
 In: a VCF with genotypes, a `Reference`, a region ``CONTIG:START-END`` and optionally a labels
-table (``sample`` and ``label`` columns, e.g. case/control). Out: a table ``id, sample,
+table (``sample`` and ``label`` columns, e.g. case/control) and a list of samples to leave out
+(``biolm variants qc``'s ``failed_samples.txt``). Out: a table ``id, sample,
 haplotype, sequence[, label]`` ready for ``biolm finetune data.train=...``.
 """
 
@@ -17,6 +18,7 @@ from biolm.data.io import first_duplicate, read_text, write_table
 from biolm.errors import BiolmError
 from biolm.variants.reference import Reference
 from biolm.variants.sequences import sample_sequences
+from biolm.variants.vcf import open_vcf
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,18 @@ def read_sample_labels(path: str | Path, sample_column: str = "sample", label_co
     return dict(zip(samples, labels))
 
 
+def read_sample_list(path: str | Path, field_name: str = "exclude") -> list[str]:
+    """Sample names from a list file: one a line, the name before the first tab; blank lines and ``#`` lines skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise BiolmError(f"{field_name}: file not found: {path}")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise BiolmError(f"{field_name}: cannot read {path}: {err}") from None
+    return [line.split("\t")[0].strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
 def variant_dataset(
     vcf: str | Path,
     reference: Reference | str | Path,
@@ -70,6 +84,7 @@ def variant_dataset(
     sample_column: str = "sample",
     label_column: str = "label",
     aliases: dict[str, str] | None = None,
+    exclude: str | Path | None = None,
 ) -> pd.DataFrame:
     """One sequence per sample (``consensus``) or per haplotype (``haplotype``) over ``region``.
 
@@ -81,13 +96,16 @@ def variant_dataset(
         output: table to write (CSV/TSV/Parquet), atomically.
         mode: ``haplotype`` (two rows per sample, GT slots 1 and 2) or ``consensus`` (every ALT carried).
         strand: ``+`` or ``-`` (reverse complement).
+        exclude: a sample list (one a line, the name before the first tab, ``#`` lines skipped:
+            ``biolm variants qc``'s ``failed_samples.txt``); these samples are left out.
 
     Returns:
         ``id, sample, haplotype, sequence`` (+ ``label``).
     """
     table = read_sample_labels(labels, sample_column, label_column) if labels is not None else None  # its mistakes first
+    keep = _kept_samples(vcf, exclude) if exclude is not None else None
     reference = reference if isinstance(reference, Reference) else Reference(reference, aliases)
-    frame = sample_sequences(str(vcf), reference, region, mode=mode, strand=strand, on_ref_mismatch=on_ref_mismatch)
+    frame = sample_sequences(str(vcf), reference, region, mode=mode, strand=strand, samples=keep, on_ref_mismatch=on_ref_mismatch)
     if table is not None:
         unlabelled = sorted(set(frame["sample"]) - set(table))
         if len(unlabelled) == frame["sample"].nunique():
@@ -100,3 +118,21 @@ def variant_dataset(
         write_table(frame, str(output))
         log.info("%d sequences of %d bp written to %s", len(frame), int(frame["sequence"].str.len().median()), output)
     return frame
+
+
+def _kept_samples(vcf: str | Path, exclude: str | Path) -> list[str] | None:
+    """The VCF's samples less those listed in ``exclude`` (listed samples absent from the VCF: a warning)."""
+    listed = set(read_sample_list(exclude))
+    reader = open_vcf(vcf, "vcf", samples="-")  # "-" skips the genotypes; the sample names stay
+    names = list(reader.samples)
+    reader.close()
+    if not names:
+        return None  # a sites-only VCF: sample_sequences says so
+    absent = sorted(listed - set(names))
+    if absent:
+        log.warning("exclude: %d samples of %s are not in %s: %s", len(absent), exclude, vcf, ", ".join(absent[:10]))
+    keep = [name for name in names if name not in listed]
+    if not keep:
+        raise BiolmError(f"exclude: {exclude} lists every sample of {vcf}; nothing is left")
+    log.info("exclude: %d of %d samples dropped (listed in %s)", len(names) - len(keep), len(names), exclude)
+    return keep

@@ -351,7 +351,7 @@ def _record_reason(record, min_qual: float | None, min_dp: float | None, require
     return None
 
 
-def _called(record, n_samples: int, min_sample_dp: float | None, where: str) -> tuple[np.ndarray, np.ndarray]:
+def genotype_calls(record, n_samples: int, min_sample_dp: float | None, where: str) -> tuple[np.ndarray, np.ndarray]:
     """Per sample: genotype called (and FORMAT/DP >= min_sample_dp when asked), and heterozygous."""
     if n_samples == 0:
         return np.zeros(0, bool), np.zeros(0, bool)
@@ -419,22 +419,23 @@ def filter_vcf(
         "min_call_rate": min_call_rate, "max_sample_missing": max_sample_missing, "max_het_z": max_het_z,
     }
     keep: list[bool] = []
-    called_rows, het_rows = [], []
+    n_called, n_het = np.zeros(len(samples), np.int64), np.zeros(len(samples), np.int64)
     for record in _records(reader, vcf, "in"):
         result.input_records += 1
         where = f"in: {vcf}: data record {result.input_records}"
         reason = _record_reason(record, min_qual, min_dp, require_pass, where)
-        called, het = _called(record, len(samples), min_sample_dp, where)
+        called, het = genotype_calls(record, len(samples), min_sample_dp, where)
         if reason is None and samples and called.mean() < min_call_rate:
             reason = "call_rate_below_min"
         if reason:
             result.dropped_records[reason] += 1
         else:
-            called_rows.append(called)
-            het_rows.append(het & called)
+            n_called += called
+            n_het += het & called
         keep.append(reason is None)
     reader.close()
-    kept_samples = _sample_qc(samples, called_rows, het_rows, max_sample_missing, max_het_z, result.dropped_samples)
+    result.dropped_samples.update(sample_qc_reasons(samples, n_called, n_het, sum(keep), max_sample_missing, max_het_z))
+    kept_samples = [name for name in samples if name not in result.dropped_samples]
     result.kept_samples = kept_samples
     result.kept_records = int(sum(keep))
     _write_subset(vcf, output, keep, kept_samples if len(kept_samples) != len(samples) else None)
@@ -449,28 +450,37 @@ def filter_vcf(
     return result
 
 
-def _sample_qc(samples, called_rows, het_rows, max_missing: float, max_het_z: float | None, dropped: dict) -> list[str]:
-    """Samples passing missingness then heterozygosity QC; ``dropped`` gets the reasons."""
-    if not samples:
-        return []
-    if not called_rows:
-        return list(samples)
-    called = np.vstack(called_rows)  # (records, samples)
-    het = np.vstack(het_rows)
-    missing = 1.0 - called.mean(axis=0)
-    for name, share in zip(samples, missing):
-        if share > max_missing:
-            dropped[name] = f"missing genotypes {share:.3f} > max_sample_missing {max_missing}"
+def sample_qc_reasons(
+    samples: list[str], n_called: np.ndarray, n_het: np.ndarray, n_records: int, max_missing: float | None, max_het_z: float | None,
+) -> dict[str, str]:
+    """Why samples fail missingness, then heterozygosity QC: ``{sample: reason}`` (passing samples are absent).
+
+    Args:
+        samples: sample names.
+        n_called: ``(n_samples,)`` called genotypes per sample over ``n_records`` records.
+        n_het: ``(n_samples,)`` heterozygous calls per sample.
+        max_missing: fail a missing-genotype share above this (None or >= 1: off).
+        max_het_z: fail a heterozygous share (of called genotypes) more than this many SD from the
+            mean of the samples that passed missingness (None: off; needs >= 3 such samples).
+    """
+    dropped: dict[str, str] = {}
+    if not samples or n_records == 0:
+        return dropped
+    missing = 1.0 - np.asarray(n_called) / n_records
+    if max_missing is not None:
+        for name, share in zip(samples, missing):
+            if share > max_missing:
+                dropped[name] = f"missing genotypes {share:.3f} > max_sample_missing {max_missing}"
     if max_het_z is not None:
         alive = np.array([name not in dropped for name in samples])
-        het_rate = het.sum(axis=0) / np.maximum(called.sum(axis=0), 1)
+        het_rate = np.asarray(n_het) / np.maximum(n_called, 1)
         if alive.sum() >= 3:
             mean, sd = het_rate[alive].mean(), het_rate[alive].std()
             for name, rate, ok in zip(samples, het_rate, alive):
                 z = 0.0 if sd == 0 else (rate - mean) / sd
                 if ok and abs(z) > max_het_z:
                     dropped[name] = f"heterozygosity {rate:.3f} is {z:+.2f} SD from the mean {mean:.3f} (max_het_z {max_het_z})"
-    return [name for name in samples if name not in dropped]
+    return dropped
 
 
 def _write_subset(vcf, output, keep: list[bool], samples: list[str] | None) -> None:
