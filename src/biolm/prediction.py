@@ -61,7 +61,7 @@ def batch_logits(run: Run, tokens: Sequence[np.ndarray], batch_size: int, batch_
         pick = order[start:stop]
         batch = collate([(tokens[i], None, int(i)) for i in pick])
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = run.model(batch["input_ids"].to(device), batch["attention_mask"].to(device)).logits.cpu()
+            logits = run.model(batch["input_ids"].to(device), batch["attention_mask"].to(device), logits_only=True).logits.cpu()
         out[torch.from_numpy(pick)] = logits.float()
     return out
 

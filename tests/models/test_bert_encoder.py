@@ -142,3 +142,29 @@ def test_too_long_input_is_a_user_error():
     ids = torch.ones(1, 65, dtype=torch.long)
     with pytest.raises(BiolmError, match="max_position_embeddings"):
         model(ids, torch.ones_like(ids))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"position_embedding": "alibi", "mlp": "geglu"}, {"pre_layer_norm": True, "last_layer_norm": True}, {"num_layers": 1}],
+)
+def test_first_token_only_equals_the_full_pass(overrides):
+    # the last layer computed for position 0 alone gives the same position-0 state (pads in the batch, ALiBi rows)
+    model = tiny(**overrides)
+    ids, mask = padded_batch([12, 5, 9], 12, seed=3)
+    with torch.no_grad():
+        full = model(ids, mask)
+        first = model(ids, mask, first_token_only=True)
+    assert first.shape == (3, 1, 32)
+    torch.testing.assert_close(first[:, 0], full[:, 0], atol=1e-6, rtol=1e-5)
+
+
+def test_logits_only_prediction_equals_the_full_pass():
+    from biolm.models.heads import SequenceHead, SequenceModel
+
+    for pooling in ("cls", "mean"):
+        torch.manual_seed(1)
+        model = SequenceModel(tiny(), SequenceHead(32, 2, pooling=pooling)).eval()
+        ids, mask = padded_batch([10, 4, 7], 10, seed=4)
+        with torch.no_grad():
+            torch.testing.assert_close(model(ids, mask, logits_only=True).logits, model(ids, mask).logits, atol=1e-6, rtol=1e-5)

@@ -172,10 +172,15 @@ class BertSelfAttention(nn.Module):
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
+        """``queries``: attend from the first ``queries`` positions only (to every key): output `(B, queries, D)`."""
         b, length, d = x.shape
         qkv = self.qkv(x).view(b, length, 3, self.num_heads, self.head_dim)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, H, L, head_dim)
+        if queries is not None:
+            q = q[:, :, :queries]  # (B, H, queries, head_dim)
+            if attn_mask is not None and attn_mask.shape[-2] != 1:
+                attn_mask = attn_mask[..., :queries, :]  # ALiBi bias rows of those queries
         y = F.scaled_dot_product_attention(
             q,
             k,
@@ -184,7 +189,7 @@ class BertSelfAttention(nn.Module):
             dropout_p=self.dropout_p if self.training else 0.0,
             is_causal=False,
         )
-        y = y.transpose(1, 2).reshape(b, length, d)  # (B, L, D)
+        y = y.transpose(1, 2).reshape(b, q.shape[2], d)  # (B, L or queries, D)
         return self.out(y)
 
 
@@ -230,11 +235,13 @@ class BertLayer(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: Tensor, attn_mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, attn_mask: Tensor | None, queries: int | None = None) -> Tensor:
+        """`(B, L, D)` -> `(B, L, D)`, or `(B, queries, D)`: the first ``queries`` positions' outputs only (the
+        MLP and residuals of the other positions are skipped; their keys and values still count)."""
         if self.pre_layer_norm:
-            x = x + self.dropout(self.attention(self.attention_norm(x), attn_mask))
+            x = x[:, :queries] + self.dropout(self.attention(self.attention_norm(x), attn_mask, queries))
             return x + self.dropout(self.mlp(self.mlp_norm(x)))
-        x = self.attention_norm(x + self.dropout(self.attention(x, attn_mask)))
+        x = self.attention_norm(x[:, :queries] + self.dropout(self.attention(x, attn_mask, queries)))
         return self.mlp_norm(x + self.dropout(self.mlp(x)))
 
 
@@ -248,6 +255,7 @@ class BertEncoder(nn.Module):
     """
 
     needs_pretraining = True  # from scratch it wants more labelled data than a CNN (biolm.schedule.small_data_advice)
+    first_token_only = True  # forward(..., first_token_only=True): see `forward`
 
     lora_target_modules = ("qkv",)  # default LoRA targets: the fused query/key/value projection (LoRA on attention, as in the LoRA paper)
 
@@ -333,15 +341,18 @@ class BertEncoder(nn.Module):
             bias = bias.masked_fill(~keep[:, None, None, :], torch.finfo(dtype).min)
         return bias
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, first_token_only: bool = False) -> Tensor:
         """Encode a batch.
 
         Args:
             input_ids: `(B, L)` token ids.
             attention_mask: `(B, L)` bool or 0/1, 1 = real token.
+            first_token_only: return the first position only, `(B, 1, D)`; the last layer then runs its
+                attention output, MLP and norms for that position alone (exact, and cheaper: what a CLS-pooled
+                head reads; `biolm.models.heads.SequenceModel` asks for it when predicting).
 
         Returns:
-            `(B, L, D)` hidden states (values at pad positions are meaningless).
+            `(B, L, D)` hidden states (values at pad positions are meaningless), or `(B, 1, D)`.
         """
         length = input_ids.shape[1]
         if self.max_tokens is not None and length > self.max_tokens:
@@ -352,11 +363,15 @@ class BertEncoder(nn.Module):
         x = self.embeddings(input_ids)  # (B, L, D)
         attn_mask = self.attention_mask_for(attention_mask, x.dtype)
         use_checkpoint = self.config.gradient_checkpointing and self.training
-        for layer in self.layers:
+        last = len(self.layers) - 1
+        for index, layer in enumerate(self.layers):
+            queries = 1 if first_token_only and index == last else None
             if use_checkpoint:
-                x = checkpoint(layer, x, attn_mask, use_reentrant=False)
+                x = checkpoint(layer, x, attn_mask, queries, use_reentrant=False)
             else:
-                x = layer(x, attn_mask)
+                x = layer(x, attn_mask, queries)
+        if first_token_only and not self.layers:
+            x = x[:, :1]
         if self.final_norm is not None:
             x = self.final_norm(x)
         return x

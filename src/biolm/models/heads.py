@@ -118,16 +118,23 @@ class SequenceModel(nn.Module):
         """Longest input the trunk accepts in tokens (None: no hard limit)."""
         return self.trunk.max_tokens
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> ModelOutput:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, logits_only: bool = False) -> ModelOutput:
         """Run trunk and head.
 
         Args:
             input_ids: `(B, L)` token ids.
             attention_mask: `(B, L)` bool or 0/1, 1 = real token.
+            logits_only: the caller reads the logits alone (prediction): a CLS-pooled head over a trunk that
+                can compute its first position alone (``first_token_only``, BERT) skips the rest of the last
+                layer. The logits are the same; ``hidden`` is then `(B, 1, D)`.
 
         Returns:
             `ModelOutput` with logits `(B, num_outputs)`, hidden and pooled; loss is None.
         """
+        if logits_only and self.head.pooling == "cls" and getattr(self.trunk, "first_token_only", False):
+            hidden = self.trunk(input_ids, attention_mask, first_token_only=True)  # (B, 1, D)
+            logits, pooled = self.head(hidden, attention_mask[:, :1])
+            return ModelOutput(logits=logits, hidden=hidden, pooled=pooled)
         hidden = self.trunk(input_ids, attention_mask)
         logits, pooled = self.head(hidden, attention_mask)
         return ModelOutput(logits=logits, hidden=hidden, pooled=pooled)
