@@ -155,8 +155,12 @@ def check_decision_settings(task_cfg: DictConfig, objective_cls) -> None:
         if given:
             raise BiolmError(f"task.{given[0]}: only binary runs have a decision threshold and risk bands (this run: {objective_cls.name})")
         return
-    parse_rule(task_cfg.get("threshold"))
+    kind, _ = parse_rule(task_cfg.get("threshold"))
     parse_bands(task_cfg.get("bands"), None)
+    if kind != "fixed" and task_cfg.get("monitor") in ("mcc", "f1", "accuracy"):
+        log.warning("task.threshold=%s is chosen after training, but task.monitor=%s is computed at 0.5 while training "
+                    "(on an imbalanced set it can stay 0 as the ranking improves); task.monitor=auroc keeps the best-ranking weights",
+                    task_cfg.threshold, task_cfg.monitor)
 
 
 def write_decision(task_cfg: DictConfig, run: Run, val: SequenceRecords | None, val_tokens=None) -> None:
