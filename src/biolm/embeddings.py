@@ -92,7 +92,7 @@ def load_run_trunk(path: str | Path) -> EmbeddingModel:
     return _from_run(load_language_model_run(folder) if is_language_model else load_run(folder))
 
 
-def load_pretrained_trunk(pretrained: str | Path, tokenizer=None) -> EmbeddingModel:
+def load_pretrained_trunk(pretrained: str | Path, tokenizer: object | None = None) -> EmbeddingModel:
     """The trunk of a Hugging Face checkpoint (``model.pretrained``), without any head.
 
     Reads DNABERT / DNABERT-2 / GENA-LM (BERT), Nucleotide Transformer / ESM-2 and HyenaDNA folders, with

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import lightning as L
 import torch
@@ -28,6 +29,9 @@ from biolm.runs import (
 )
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_weights
 from biolm.training import Job, Recipe
+
+if TYPE_CHECKING:
+    from biolm.tokenizers import BpeTokenizer
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +143,7 @@ def _heldout_report(task, datamodule, weights: Path, markov_order: int, device: 
     return report
 
 
-def train_tokenizer(fasta, vocab_size: int, output: str, chunk_bp: int = 1000, max_bp: int | None = None):
+def train_tokenizer(fasta: str | Path | list[str | Path], vocab_size: int, output: str, chunk_bp: int = 1000, max_bp: int | None = None) -> BpeTokenizer:
     """Train a DNABERT-2-style BPE tokenizer on genome chunks and save it to ``output``.
 
     Args:

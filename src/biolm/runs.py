@@ -267,7 +267,7 @@ def load_language_model_run(path: str | Path) -> LanguageModelRun:
     return LanguageModelRun(run_dir, cfg, tokenizer, str(objective), model)
 
 
-def load_pretrained_language_model(pretrained: str | Path, tokenizer=None) -> LanguageModelRun:
+def load_pretrained_language_model(pretrained: str | Path, tokenizer: object | None = None) -> LanguageModelRun:
     """A public masked or causal LM checkpoint (``model.pretrained``: a folder or a Hub id) loaded for scoring.
 
     The family comes from its ``config.json`` and the LM head from its weights; the objective is

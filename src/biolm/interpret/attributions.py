@@ -69,6 +69,7 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -80,6 +81,9 @@ from biolm.errors import BiolmError, require_extra
 from biolm.interpret.outputs import Attributions
 from biolm.prediction import batch_logits, window_setting
 from biolm.tokenizers.geometry import base_scores
+
+if TYPE_CHECKING:
+    from biolm.runs import Run
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +291,7 @@ def _check_fits(run, records: SequenceRecords, sequences: list[str], tokens: lis
 
 
 def attribute(
-    run,
+    run: Run,
     records: SequenceRecords,
     method: str = "integrated_gradients",
     baseline: str = "shuffle",

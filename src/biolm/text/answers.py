@@ -127,7 +127,7 @@ def _first_json_value(text: str):
     return value
 
 
-def parse_answer(text: str, schema: RecordSchema, validator=None) -> ParsedAnswer:
+def parse_answer(text: str, schema: RecordSchema, validator: object | None = None) -> ParsedAnswer:
     """Parse and validate one answer (see the module docstring); never raises for a bad answer.
 
     Args:

@@ -250,7 +250,8 @@ def evaluate_llm(llm: LlmRun, sentences: list[Sentence], fields: dict[str, list[
     (``text``, ``gold`` (the answer the corpus implies, as written), ``answer``, ``record``, ``valid``, ``error``).
 
     Args:
-        fields, methylation: the record maps of the schema's keys (`corpus_maps`).
+        fields: the record map of the schema's entity keys (`corpus_maps`).
+        methylation: the record map of its methylation key (`corpus_maps`).
         generation: see `answer_texts`.
         shots: worked-example turns before each question (`biolm.text.instructions.few_shot_turns`).
     """

@@ -23,11 +23,17 @@ import logging
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from biolm.errors import BiolmError
 from biolm.text.retrieval import KnowledgeBase, search, search_documents
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+    from biolm.text.generators import Generator
 
 log = logging.getLogger(__name__)
 DECISIONS = ("yes", "no", "maybe")
@@ -101,7 +107,7 @@ def best_sentences(kb: KnowledgeBase, question: str, hits: list[dict]) -> list[d
     return out
 
 
-def ask(kb: KnowledgeBase, question: str, generator, prompt_cfg, k: int = 5, method: str = "hybrid", max_new_tokens: int = 256,
+def ask(kb: KnowledgeBase, question: str, generator: Generator | None, prompt_cfg: DictConfig | dict, k: int = 5, method: str = "hybrid", max_new_tokens: int = 256,
         decision: bool = False, search_options: dict | None = None) -> dict:
     """Answer ``question`` from the index (see the module docstring).
 

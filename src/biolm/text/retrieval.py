@@ -35,12 +35,16 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from biolm.atomic import atomic_folder
 from biolm.errors import BiolmError, require_extra
 from biolm.text.corpus import split_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -234,7 +238,7 @@ def load_index(path: str | Path, embedder_path: str | None = None, embedder: Emb
 
 
 def build_index(documents: list[tuple[str, str]], output: str | Path, embedder_path: str, max_words: int, overlap_sentences: int,
-                batch_size: int = 64, progress=None) -> tuple[KnowledgeBase, dict]:
+                batch_size: int = 64, progress: Callable[[int, int], None] | None = None) -> tuple[KnowledgeBase, dict]:
     """Index ``documents`` (``(doc_id, text)`` pairs) into ``output``, adding to an index already there.
 
     Args:

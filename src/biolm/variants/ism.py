@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ from biolm.data.io import atomic_path, write_table
 from biolm.errors import BiolmError
 from biolm.variants.reference import Reference, parse_region
 from biolm.variants.scoring import score_variants
+
+if TYPE_CHECKING:
+    from biolm.runs import LanguageModelRun, Run
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ def plot_ism(scores: pd.DataFrame, path: str | Path, title: str) -> None:
 
 
 def in_silico_mutagenesis(
-    run,
+    run: Run | LanguageModelRun | str | Path,
     reference: Reference | str | Path,
     region: str,
     output: str | Path | None = None,

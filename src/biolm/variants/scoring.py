@@ -206,7 +206,7 @@ def _strand_scores(run, windows, method: str, batch_size: int) -> tuple[np.ndarr
 
 def score_variants(
     run: Run | LanguageModelRun | str | Path,
-    variants,
+    variants: pd.DataFrame | list[tuple[str, int, str, str]],
     reference: Reference | str | Path,
     window_bp: int = 512,
     batch_size: int = 32,

@@ -69,7 +69,8 @@ def variant_window_dataset(
         window_bp: bases per window.
         region: only variants inside ``CONTIG:START-END``.
         snvs_only: only single-base substitutions.
-        val, test: shares of the position blocks held out.
+        val: share of the position blocks held out for validation.
+        test: share of the position blocks held out for testing.
         block_bp: block size of the position split.
         seed: seed of the block shuffle.
         strand: ``+`` or ``-`` (reverse-complemented windows).
