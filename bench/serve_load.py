@@ -123,13 +123,21 @@ class Connection:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
         body = None if payload is None else json.dumps(payload)
         headers = {} if payload is None else {"Content-Type": "application/json"}
-        try:
-            self.conn.request(method, path, body=body, headers=headers)
-            response = self.conn.getresponse()
-            return response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                # the server closed an idle keep-alive connection as the request went out: once more, on a fresh one
+                self.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+                if attempt == 2:
+                    raise
+            except (OSError, http.client.HTTPException):
+                self.close()
+                raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         if self.conn is not None:

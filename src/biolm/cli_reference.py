@@ -76,9 +76,13 @@ def command_section(command: str, summary: str) -> list[str]:
     """The Markdown section of one command."""
     path = config_file(command)
     text = path.read_text()
-    header = [line[1:].strip() for line in text.splitlines() if line.startswith("#")]
-    usage = [line for line in header[1:] if line.startswith("biolm ")]
-    notes = [line for line in header[1:] if not line.startswith("biolm ")]
+    header = []
+    for line in text.splitlines():  # the comment block that opens the file
+        if not line.startswith("#"):
+            break
+        header.append(line[1:].strip())
+    usage = [line for line in header[1:] if "biolm " in line]
+    notes = [line for line in header[1:] if "biolm " not in line]
     root = config_dir() / CONFIG_SUBDIRS.get(command.split()[0], "")
     groups, keys = config_keys(text)
     lines = [f"## `biolm {command}`", "", f"{summary}.", ""]

@@ -54,7 +54,7 @@ def compute_metrics(objective: SequenceObjective | LabelSpec, frame: pd.DataFram
     return {**values, **objective.decision_metrics(frame, np.asarray(targets))}
 
 
-def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int = 64) -> dict[str, float]:
+def evaluate(run: Run | str | Path, data_cfg: DictConfig | dict, batch_size: int = 64) -> dict[str, float | int | None]:
     """Metrics of a trained run on a labelled file.
 
     Args:

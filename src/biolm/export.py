@@ -57,13 +57,13 @@ from biolm.models.bert_hub import convert_hf_bert_state_dict
 from biolm.models.esm import EsmEncoder
 from biolm.models.esm_hub import convert_hf_esm_state_dict
 from biolm.models.heads import SequenceModel
-from biolm.runs import Run, load_run
+from biolm.runs import DECISION_FILE, Run, load_run
 from biolm.tokenizers.letters import LetterTokenizer
 from biolm.tokenizers.nt import NtTokenizer
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("config.yaml", "labels.json", "decision.json", "test_metrics.json", "checkpoint.json", "report.md")  # copied; the weights are written from the model
+RUN_FILES = ("config.yaml", "labels.json", DECISION_FILE, "test_metrics.json", "checkpoint.json", "report.md")  # copied; the weights are written from the model
 TANH_LINEAR_BOUND = 1e-3  # largest |dense output| after scaling: tanh(x) = x (1 - x^2/3), so relative error <= 3.4e-7
 
 # (biolm name prefix, transformers name prefix), matched after `layers.<i>.` -> `encoder.layer.<i>.`;

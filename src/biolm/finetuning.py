@@ -44,7 +44,7 @@ from biolm.runs import (
 )
 from biolm.schedule import StepPlan, plan_steps, small_data_advice
 from biolm.tasks.callbacks import ResumeCheckpoint, SafetensorsCheckpoint, save_model, save_weights
-from biolm.tasks.decision import decide, parse_bands, parse_rule
+from biolm.tasks.decision import Decision, decide, parse_bands, parse_rule
 from biolm.tasks.metrics import metric_mode
 from biolm.tasks.objectives import objective_class
 from biolm.tasks.sequence import SequenceTask
@@ -86,8 +86,10 @@ class SequenceRecipe(Recipe):
         objective_cls = objective_class(cfg.task)
         splits = load_splits(cfg.data, stratify=objective_cls.stratify)
         train = splits["train"]
-        check_decision_settings(cfg.task, objective_cls)
+        check_decision_settings(cfg.task, objective_cls, splits.get("val"))
         objective = objective_cls.fit(train.labels, train.where, delimiter=cfg.data.label_delimiter, positive_label=cfg.task.get("positive_label"))
+        if objective.decides and parse_rule(cfg.task.get("threshold"))[0] == "fixed":
+            objective.decision = decide(cfg.task, None, None)  # validation metrics at the run's own threshold
         spec = objective.labels
         model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
         pin_pretrained(cfg.model, model.trunk)
@@ -133,13 +135,14 @@ class SequenceRecipe(Recipe):
             else TokenDataset(tokens["train"], targets["train"])
         )
         datamodule = data_module(cfg, tokenizer, {"train": train_set, "val": TokenDataset(tokens["val"], targets["val"])})
-        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, plan, splits=splits, targets=targets, tokens=tokens, sizes=(trainable, total))
+        return staged_job(task, datamodule, stage, final, resume_from, monitor, mode, plan, splits=splits, targets=targets, tokens=tokens,
+                          windowed=windowed, sizes=(trainable, total))
 
     def finish(self, cfg: DictConfig, trainer: L.Trainer, job: Job) -> Path:
         splits, targets, tokens = (job.state[k] for k in ("splits", "targets", "tokens"))
         keep_best_weights(job)
         run = load_run(job.folder)
-        write_decision(cfg.task, run, splits.get("val"), None if "test" not in tokens else tokens.get("val"))
+        write_decision(cfg.task, run, splits.get("val"), None if job.state["windowed"] else tokens.get("val"))
         test = splits["test"]
         frame = predict_records(run, test, tokens=tokens.get("test"))
         metrics = compute_metrics(run.objective, frame, targets["test"])
@@ -148,16 +151,23 @@ class SequenceRecipe(Recipe):
         return publish_run(job, metrics, {name: len(r) for name, r in splits.items()}, *job.state["sizes"])
 
 
-def check_decision_settings(task_cfg: DictConfig, objective_cls) -> None:
-    """Refuse a bad ``task.threshold`` / ``task.bands`` before training (and either one on an objective without a threshold)."""
+def check_decision_settings(task_cfg: DictConfig, objective_cls, val: SequenceRecords | None) -> None:
+    """Refuse a bad ``task.threshold`` / ``task.bands`` before training: either one on an objective without a
+    threshold, bands that do not fit the threshold, or a rule without a validation split holding both classes."""
     if not objective_cls.decides:
         given = [key for key in ("threshold", "bands") if task_cfg.get(key) is not None]
         if given:
             raise BiolmError(f"task.{given[0]}: only binary runs have a decision threshold and risk bands (this run: {objective_cls.name})")
         return
-    kind, _ = parse_rule(task_cfg.get("threshold"))
-    parse_bands(task_cfg.get("bands"), None)
-    if kind != "fixed" and task_cfg.get("monitor") in ("mcc", "f1", "accuracy"):
+    kind, value = parse_rule(task_cfg.get("threshold"))
+    parse_bands(task_cfg.get("bands"), value if kind == "fixed" else None)
+    if kind == "fixed":
+        return
+    classes = {str(label).strip() for label in (val.labels if val is not None else [])}
+    if len(classes) < 2:
+        raise BiolmError(f"task.threshold={task_cfg.threshold}: chosen on the validation split, which "
+                         f"{'holds one class only' if classes else 'is empty'}; pass data.val with both classes, or a number")
+    if task_cfg.get("monitor") in ("mcc", "f1", "accuracy"):
         log.warning("task.threshold=%s is chosen after training, but task.monitor=%s is computed at 0.5 while training "
                     "(on an imbalanced set it can stay 0 as the ranking improves); task.monitor=auroc keeps the best-ranking weights",
                     task_cfg.threshold, task_cfg.monitor)
@@ -174,10 +184,14 @@ def write_decision(task_cfg: DictConfig, run: Run, val: SequenceRecords | None, 
             raise BiolmError(f"task.threshold={task_cfg.threshold}: needs a validation split to choose on; pass a number")
         frame = predict_records(run, val, tokens=val_tokens)
         truth, scores = encode_labels(run.labels, val), run.objective.values_from_frame(frame).numpy().astype(float)
-    decision = decide(task_cfg, truth, scores)
+    try:
+        decision = decide(task_cfg, truth, scores)
+    except BiolmError as err:  # the trained weights are kept: the run is published with the usual rule, and says why
+        log.error("%s; the run keeps the threshold 0.5 (set another in %s)", err, run.path.name + "/" + DECISION_FILE)
+        decision = Decision(0.5, "0.5", None, {"error": str(err)})
     decision.to_json(run.path / DECISION_FILE)
     run.objective.decision = decision
-    log.info("decision threshold %.4g (task.threshold=%s)%s", decision.threshold, decision.rule,
+    log.info("decision threshold %.6g (task.threshold=%s)%s", decision.threshold, decision.rule,
              "" if not decision.chosen_on else f": val sensitivity {decision.chosen_on.get('sensitivity')}, specificity {decision.chosen_on.get('specificity')}")
 
 

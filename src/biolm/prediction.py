@@ -188,7 +188,9 @@ def predict(
         batch_tokens: batch by a token budget instead of ``batch_size`` (see `batch_logits`).
 
     Returns:
-        One row per sequence: ``id``, ``prob_<class>`` columns (classification) and ``prediction``.
+        One row per sequence: ``id``, ``prob_<class>`` columns (classification) and ``prediction`` (binary runs: the
+        positive class at or above the run's decision threshold), and ``call`` for binary runs with risk bands
+        (`biolm.tasks.decision`).
     """
     if not isinstance(run, Run):
         run = load_run(run)

@@ -37,8 +37,8 @@ from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError
 from biolm.plots import figure, markdown_table, save_png
 from biolm.prediction import window_setting
-from biolm.runs import DECISION_FILE, run_file
-from biolm.tasks.decision import Decision
+from biolm.runs import run_file
+from biolm.tasks.decision import load_decision
 from biolm.tasks.objectives import SequenceObjective, objective_for
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ def config_rows(cfg: DictConfig, spec: LabelSpec, params: tuple[int | None, int 
     rows.append(("epochs", f"max {epochs}" + (f", best epoch {best}" if best is not None else "")))
     rows.append(("precision", str(OmegaConf.select(cfg, "trainer.precision", default="(default)"))))
     rows.append(("seed", str(cfg.get("seed", "(not set)"))))
-    if cfg.get("adapter") is not None:
+    if cfg.get("adapter") is not None and str(cfg.adapter.get("name", "")) != "none":
         rows.append(("adapter", f"{_class_name(cfg.adapter)} ({_scalars(cfg.adapter)})"))
     window_bp, stride_bp = window_setting(cfg.get("data") or {})
     if window_bp is not None:
@@ -264,8 +264,7 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
     with run_file(run_dir / "labels.json", "not a readable label file"):
         spec = LabelSpec.from_json(run_dir / "labels.json")
         objective = objective_for(spec)
-    if (run_dir / DECISION_FILE).exists():
-        objective.decision = Decision.from_json(run_dir / DECISION_FILE)
+    objective.decision = load_decision(run_dir) or objective.decision
     test_metrics, checkpoint = {}, {}
     for name, target in (("test_metrics.json", test_metrics), ("checkpoint.json", checkpoint)):
         if (run_dir / name).exists():
@@ -310,7 +309,7 @@ def write_report(run_dir: Path, data_sizes: dict[str, int] | None = None, announ
         lines += ["", "undefined: the metric has no value on this test set (e.g. AUROC of a set with one class); the warnings logged when the metrics were computed say why."]
     if test_metrics.get("best_val") is not None:
         lines += ["", f"Best validation {test_metrics.get('monitor', 'metric')}: {_format(test_metrics['best_val'])} (epoch {test_metrics.get('best_epoch')})."]
-    decision = objective.describe_decision() if (run_dir / DECISION_FILE).exists() else []
+    decision = objective.describe_decision() if objective.decides else []
     if decision:
         lines += ["", "## Decision rule", "", *decision]
         if test_metrics.get("tp") is not None:

@@ -39,10 +39,10 @@ from safetensors.torch import load_file
 from biolm.data.io import atomic_path
 from biolm.data.labels import LabelSpec
 from biolm.errors import BiolmError, find_user_error
+from biolm.tasks.decision import DECISION_FILE, load_decision  # noqa: F401  (DECISION_FILE: re-exported for run writers)
 from biolm.tokenizers import load_tokenizer
 
 REQUIRED_FILES = ("config.yaml", "labels.json", "model.safetensors", "tokenizer")
-DECISION_FILE = "decision.json"  # a binary run's decision threshold and risk bands (`biolm.tasks.decision`)
 
 
 @dataclass
@@ -176,10 +176,7 @@ def load_run(path: str | Path) -> Run:
         from biolm.tasks.objectives import objective_for
 
         objective = objective_for(labels)
-    if (run_dir / DECISION_FILE).exists():
-        from biolm.tasks.decision import Decision
-
-        objective.decision = Decision.from_json(run_dir / DECISION_FILE)
+    objective.decision = load_decision(run_dir) or objective.decision
     with run_file(run_dir / "config.yaml", "its model section does not build"):
         model = objective.build_model(cfg.model, tokenizer.vocab_size, tokenizer.pad_id)
     if adapted:

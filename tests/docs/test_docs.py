@@ -33,32 +33,36 @@ pytestmark = pytest.mark.docs
 
 # Appended to every run of these commands in the docs (later keys win in Hydra, so a page's own overrides of
 # the same key would be replaced: pages set other keys).
+_LIMITS = ["++trainer.limit_train_batches=2", "++trainer.limit_val_batches=1"]  # ++: add or override, whatever the page set
 FAST: dict[str, list[str]] = {
-    "finetune": ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "schedule.min_steps=0", "progress_bar=false"],
-    "pretrain": ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "progress_bar=false"],
-    "sweep": ["n_trials=2", "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "schedule.min_steps=0"],
-    "benchmark": ["seeds=[0]", 'finetune=["trainer.max_epochs=1","+trainer.limit_train_batches=2","+trainer.limit_val_batches=1","schedule.min_steps=0"]'],
-    "ner train": ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "progress_bar=false"],
-    "llm sft": ["trainer.max_epochs=1", "+trainer.limit_train_batches=2", "+trainer.limit_val_batches=1", "progress_bar=false"],
+    "finetune": ["trainer.max_epochs=1", *_LIMITS, "schedule.min_steps=0", "progress_bar=false"],
+    "pretrain": ["trainer.max_epochs=1", *_LIMITS, "progress_bar=false"],
+    "sweep": ["n_trials=2", "trainer.max_epochs=1", *_LIMITS, "schedule.min_steps=0"],
+    "benchmark": ["seeds=[0]", 'finetune=["trainer.max_epochs=1","++trainer.limit_train_batches=2","++trainer.limit_val_batches=1","schedule.min_steps=0"]'],
+    "ner train": ["trainer.max_epochs=1", *_LIMITS, "progress_bar=false"],
+    "llm sft": ["trainer.max_epochs=1", *_LIMITS, "progress_bar=false"],
     "tokenizer train": ["max_bp=200000"],
 }
 _DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(?P<args>.*?)\s*-->")
 _FENCE = re.compile(r"^```(?P<info>\w*)\s*$")
-_SHELL = re.compile(r"(?<![\w'\"=])(\||>|<|&&|;)(?![\w'\"])")
+_OPERATOR = set("|&;<>()")
 
 
-def blocks(path: Path) -> list[tuple[int, list[str], list[str]]]:
-    """``(line number, extra overrides, biolm argv lists)`` of the page's ```bash blocks (skipped ones left out)."""
+def blocks(path: Path) -> list[tuple[int, list[str], list[list[str]]]]:
+    """``(line number, extra overrides, biolm argv lists)`` of the page's ```bash blocks (skipped ones left out).
+
+    A ``doc-test`` directive applies to the block right after it (blank lines between are allowed).
+    """
     out = []
     lines = path.read_text().splitlines()
     pending: str | None = None
     i = 0
     while i < len(lines):
         directive = _DIRECTIVE.search(lines[i])
+        fence = _FENCE.match(lines[i])
         if directive:
             pending = directive["args"]
-        fence = _FENCE.match(lines[i])
-        if fence and fence["info"]:
+        elif fence and fence["info"]:
             start, body = i + 1, []
             i += 1
             while i < len(lines) and not lines[i].startswith("```"):
@@ -68,12 +72,19 @@ def blocks(path: Path) -> list[tuple[int, list[str], list[str]]]:
                 extra = shlex.split(pending) if pending else []
                 out.append((start, extra, commands(body, path, start)))
             pending = None
+        elif lines[i].strip():
+            pending = None
         i += 1
     return out
 
 
 def commands(body: list[str], path: Path, start: int) -> list[list[str]]:
-    """The ``biolm`` command lines of a block as argv lists (without the leading ``biolm``)."""
+    """The ``biolm`` command lines of a block as argv lists (without the leading ``biolm``).
+
+    Raises:
+        AssertionError: a shell operator on a ``biolm`` line, or ``biolm`` that does not start its line (an
+            environment assignment, a prompt): such lines belong in a ```sh block.
+    """
     joined, current = [], ""
     for line in body:
         current += line.rstrip()
@@ -84,12 +95,18 @@ def commands(body: list[str], path: Path, start: int) -> list[list[str]]:
         current = ""
     out = []
     for line in joined:
-        text = line.strip()
-        if not text.startswith("biolm "):
+        lexer = shlex.shlex(line.strip(), posix=True, punctuation_chars=True)
+        lexer.whitespace_split, lexer.commenters = True, ""
+        words = list(lexer)
+        if "#" in [w[:1] for w in words]:
+            words = words[: [w[:1] for w in words].index("#")]  # a comment starts at a word beginning with '#'
+        if "biolm" not in words:
             continue
-        words = shlex.split(text, comments=True)
-        if any(_SHELL.fullmatch(word) for word in words):
-            raise AssertionError(f"{path}:{start}: a shell operator in a ```bash block ({text}); put it in a ```sh block")
+        where = f"{path}:{start}: `{line.strip()}`"
+        if words[0] != "biolm":
+            raise AssertionError(f"{where}: biolm must start the line in a ```bash block (the docs test runs it); use a ```sh block")
+        if any(set(word) <= _OPERATOR for word in words):
+            raise AssertionError(f"{where}: a shell operator in a ```bash block; put it in a ```sh block")
         out.append(words[1:])
     return out
 
@@ -103,7 +120,8 @@ def with_fast(argv: list[str], extra: list[str]) -> list[str]:
     return [*argv, *extra]
 
 
-PAGES = sorted(p for p in DOCS.rglob("*.md") if blocks(p))
+# pages with a ```bash block (parsed in the test, so that a mistake in one page fails that page's test only)
+PAGES = sorted(p for p in DOCS.rglob("*.md") if "```bash" in p.read_text())
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
@@ -112,7 +130,6 @@ def test_every_command_block_runs(page, tmp_path, monkeypatch):
 
     (tmp_path / "data").symlink_to(REPO / "data")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
     for start, extra, argvs in blocks(page):
         for argv in argvs:
             full = with_fast(argv, extra)
@@ -140,13 +157,28 @@ def test_the_docs_build_without_warnings(tmp_path):
 def test_the_harness_reads_blocks(tmp_path):
     page = tmp_path / "p.md"
     page.write_text(
-        "```bash\nbiolm finetune a=1 \\\n  b=2   # trailing comment\npython x.py\n```\n"
-        "<!-- doc-test: c=3 -->\n```bash\nbiolm predict run=r\n```\n"
+        "```bash\nbiolm finetune a=1 \\\n  b=2   # trailing comment\npython x.py\nbiolm predict data.label_delimiter=# run=r\n```\n"
+        "<!-- doc-test: c=3 -->\n\n```bash\nbiolm predict run=r\n```\n"
+        "<!-- doc-test: d=4 -->\nsome prose\n```bash\nbiolm report run=r\n```\n"
         "<!-- doc-test: skip -->\n```bash\nbiolm serve run=r\n```\n```sh\nbiolm predict run=r | head\n```\n"
     )
-    found = blocks(page)
-    assert [(extra, argvs) for _, extra, argvs in found] == [([], [["finetune", "a=1", "b=2"]]), (["c=3"], [["predict", "run=r"]])]
+    found = [(extra, argvs) for _, extra, argvs in blocks(page)]
+    assert found == [
+        ([], [["finetune", "a=1", "b=2"], ["predict", "data.label_delimiter=#", "run=r"]]),
+        (["c=3"], [["predict", "run=r"]]),
+        ([], [["report", "run=r"]]),  # the directive is not right before this block
+    ]
     assert with_fast(["finetune", "a=1"], ["c=3"])[:2] == ["finetune", "a=1"] and with_fast(["finetune"], ["c=3"])[-1] == "c=3"
-    page.write_text("```bash\nbiolm predict run=r | head\n```\n")
-    with pytest.raises(AssertionError, match="shell operator"):
-        blocks(page)
+    for bad, words in (("biolm predict run=r | head", "shell operator"), ("biolm predict run=r >out.csv", "shell operator"),
+                       ("OMP_NUM_THREADS=1 biolm predict run=r", "must start the line")):
+        page.write_text(f"```bash\n{bad}\n```\n")
+        with pytest.raises(AssertionError, match=words):
+            blocks(page)
+
+
+def test_fast_overrides_compose_over_a_page_that_sets_the_same_keys():
+    from biolm.composition import compose
+
+    argv = with_fast(["finetune", "+trainer.limit_train_batches=5", "experiment=demo_prom300"], [])
+    cfg = compose(argv[0], argv[1:])
+    assert cfg.trainer.limit_train_batches == 2 and cfg.trainer.max_epochs == 1

@@ -62,6 +62,19 @@ def test_rules_equal_brute_force_on_random_rocs_with_ties(seed):
             assert choose_threshold(truth, scores, f"specificity:{target}") == min(x[0] for x in reachable)
 
 
+def test_targets_reached_exactly_count_and_youden_ties_are_exact():
+    # 100 negatives, 7 of them above 0.8: specificity at 0.8 is exactly 0.93 (1 - 0.07 rounds below it in floats)
+    truth = np.array([1] * 10 + [0] * 100)
+    scores = np.concatenate([np.full(10, 0.95), np.full(7, 0.85), np.full(93, 0.1)])
+    assert choose_threshold(truth, scores, "specificity:0.93") == 0.85
+    # 2 positives, 10 negatives: (1/2, 2/10) at 0.9 and (2/2, 7/10) at 0.5 both have J = 0.3 (0.30000000000000004 in floats)
+    truth = np.array([1, 1] + [0] * 10)
+    scores = np.array([0.9, 0.5, 0.9, 0.9, 0.5, 0.5, 0.5, 0.5, 0.5, 0.1, 0.1, 0.1])
+    assert choose_threshold(truth, scores, "youden") == 0.9
+    with pytest.raises(BiolmError, match="NaN"):
+        choose_threshold([0, 1], [0.2, float("nan")], "youden")
+
+
 def test_a_fixed_number_is_kept_and_bad_rules_name_what_is_accepted():
     assert choose_threshold(TRUTH, SCORES, 0.37) == 0.37
     assert parse_rule("0.2") == ("fixed", 0.2)
@@ -79,6 +92,8 @@ def test_bands_assign_a_value_at_a_cut_off_to_the_band_above():
     assert bands.assign(np.array([0.0, 0.19, 0.2, 0.59, 0.6, 1.0])).tolist() == ["low", "low", "intermediate", "intermediate", "high", "high"]
     for bad, words in (
         ({"names": ["low", "high"], "cutoffs": [0.2, 0.5]}, "2 names need 1 cut-off"),
+        ({"names": ["all"], "cutoffs": []}, "at least 2 band names"),
+        ({"names": ["low", "high"], "cutoffs": ["high"]}, "a number in \\[0, 1\\], or threshold"),
         ({"names": ["low", "mid", "high"], "cutoffs": [0.7, "threshold"]}, "strictly ascending"),
         ({"names": ["a", "a"], "cutoffs": [0.5]}, "repeat"),
         ({"names": ["low", "high"], "cutoffs": [1.5]}, r"outside \[0, 1\]"),
@@ -178,7 +193,7 @@ def test_the_service_answers_the_call_and_shows_the_rule(youden_run, tiny_task):
     assert card["decision"]["bands"]["names"] == ["low risk", "high risk"]
 
 
-def test_export_and_merge_keep_the_rule(youden_run, tmp_path):
+def test_export_keeps_the_rule(youden_run, tmp_path):
     assert main(["export", f"run={youden_run}", f"out={tmp_path / 'hf'}"]) == 0
     card = (tmp_path / "hf" / "README.md").read_text()
     assert "## Decision rule" in card
@@ -196,11 +211,43 @@ def test_non_binary_runs_refuse_a_threshold(tiny_task, tiny_model_overrides, tmp
     assert "only binary runs" in capsys.readouterr().err
 
 
-def test_a_bad_rule_is_refused_before_training(tiny_task, tiny_model_overrides, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        (["task.threshold=median"], "task.threshold"),
+        (["task.threshold=0.3", "task.bands={names:[low,mid,high],cutoffs:[0.4,threshold]}"], "strictly ascending"),
+        (["task.threshold=youden", "data.val=ONE_CLASS"], "one class only"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(tiny_task, tiny_model_overrides, tmp_path, capsys, overrides, words):
+    one_class = tmp_path / "val_one_class.csv"
+    frame = pd.read_csv(tiny_task["dev"])
+    frame[frame["label"] == 0].to_csv(one_class, index=False)
+    overrides = [o.replace("ONE_CLASS", str(one_class)) for o in overrides]
+    out = tmp_path / "runs"
     code = main([
         "finetune", f"data.train={tiny_task['train']}", f"data.val={tiny_task['dev']}", f"data.test={tiny_task['test']}",
-        "tokenizer=kmer3", "model=bert_tiny", "task=binary", f"output_dir={tmp_path}", *tiny_model_overrides, "task.threshold=median",
+        "tokenizer=kmer3", "model=bert_tiny", "task=binary", f"output_dir={out}", *tiny_model_overrides, *overrides,
     ])
     assert code == 2
-    assert "task.threshold" in capsys.readouterr().err
-    assert not any(tmp_path.iterdir())
+    assert words in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_fixed_threshold_with_bands_and_an_old_run_without_decision_file(tiny_task, tiny_model_overrides, tmp_path):
+    # a fixed threshold above 0.5 with a cut-off below it is valid (the pre-check knows the number)
+    assert main([
+        "finetune", f"data.train={tiny_task['train']}", f"data.val={tiny_task['dev']}", f"data.test={tiny_task['test']}",
+        "tokenizer=kmer3", "model=bert_tiny", "task=binary", f"output_dir={tmp_path}", "run_name=fixed", *tiny_model_overrides,
+        "task.threshold=0.9", "task.bands={names:[low,mid,high],cutoffs:[0.7,threshold]}",
+    ]) == 0
+    run = tmp_path / "fixed"
+    assert json.loads((run / "decision.json").read_text())["bands"]["cutoffs"] == [0.7, 0.9]
+    # a run written before decision.json existed predicts at 0.5, without a call column, and its report says so
+    (run / "decision.json").unlink()
+    loaded = api.load_run(run)
+    assert loaded.objective.decision == Decision()
+    table = api.predict(loaded, pd.read_csv(tiny_task["test"])["sequence"].tolist()[:4])
+    assert "call" not in table and (table["prediction"] == np.where(table["prob_1"] >= 0.5, "1", "0")).all()
+    assert main(["report", f"run={run}"]) == 0
+    assert "Decision threshold: **0.5**" in (run / "report.md").read_text()

@@ -222,3 +222,24 @@ def test_dataset_exclude_drops_listed_samples(tmp_path, make_vcf, reference_fast
     assert "1 samples of" in caplog.text and "not_there" in caplog.text and "1 of 3 samples dropped" in caplog.text
     exclude.write_text("s1\ns2\ns3\n")
     assert main(["variants", "dataset", f"vcf={vcf}", f"ref={reference_fasta}", "region=chr1:1-100", f"out={out}", f"exclude={exclude}"]) == 2
+
+
+def test_records_where_every_call_is_haploid(tmp_path):
+    # a male-only cohort: cyvcf2 gives such records one allele column (plus the phase flag); each call is homozygous
+    rows = [("chrX", 5_000_000 + 1000 * i, ["1" if (i + j) % 3 else "0" for j in range(4)] + ["."], "AF=0.4") for i in range(30)]
+    vcf = x_vcf(tmp_path / "males.vcf", rows, ["m1", "m2", "m3", "m4", "m5"])
+    table = check_sex(vcf, freq="info").table.set_index("sample")
+    assert table.loc[["m1", "m2", "m3", "m4"], "F"].tolist() == pytest.approx([1.0] * 4)
+    assert (table.loc[["m1", "m2", "m3", "m4"], "inferred_sex"] == "male").all()
+    assert table.loc["m5", "n_sites"] == 0  # '.' everywhere: missing, not a second allele
+
+
+@pytest.mark.parametrize(("build", "inside", "outside"), [("GRCh38", 2_781_479, 2_781_480), ("GRCh37", 2_699_520, 2_699_521)])
+def test_par_boundaries_are_inclusive(tmp_path, build, inside, outside):
+    # one heterozygous call at each position: inside PAR1 it is left out, one base further it counts
+    rows = [("chrX", 5_000_000 + 1000 * i, ["0/0", "1/1"], "AF=0.5") for i in range(10)]
+    base = x_vcf(tmp_path / "base.vcf", sorted(rows, key=lambda r: r[1]), ["a", "b"], x_length=None)
+    with_inside = x_vcf(tmp_path / "in.vcf", sorted([*rows, ("chrX", inside, ["0/1", "0/1"], "AF=0.5")], key=lambda r: r[1]), ["a", "b"], x_length=None)
+    with_outside = x_vcf(tmp_path / "out.vcf", sorted([*rows, ("chrX", outside, ["0/1", "0/1"], "AF=0.5")], key=lambda r: r[1]), ["a", "b"], x_length=None)
+    n = {name: check_sex(path, build=build, freq="info").table["n_sites"].tolist() for name, path in (("base", base), ("in", with_inside), ("out", with_outside))}
+    assert n["in"] == n["base"] and n["out"] == [v + 1 for v in n["base"]]

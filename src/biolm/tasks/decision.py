@@ -34,8 +34,8 @@ import numpy as np
 
 from biolm.errors import BiolmError
 
+DECISION_FILE = "decision.json"  # in a run folder
 RULES = ("youden", "sensitivity:<target>", "specificity:<target>", "a number in [0, 1]")
-FILE = "decision.json"
 
 
 @dataclass(frozen=True)
@@ -101,12 +101,19 @@ class Decision:
             raise BiolmError(f"{path}: not a readable decision file ({err}); fields: threshold, rule, bands, chosen_on") from None
 
 
-def check_threshold(value, field_name: str) -> float:
-    """A threshold in [0, 1] as float, or a BiolmError naming ``field_name``."""
+def load_decision(folder: str | Path) -> Decision | None:
+    """The ``decision.json`` of a run folder, or None when it has none (runs written before thresholds were stored
+    predict at 0.5)."""
+    path = Path(folder) / DECISION_FILE
+    return Decision.from_json(path) if path.exists() else None
+
+
+def check_threshold(value, field_name: str, accepted: str = ", ".join(RULES)) -> float:
+    """A probability in [0, 1] as float, or a BiolmError naming ``field_name`` and what is ``accepted``."""
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BiolmError(f"{field_name}: {value!r} is not a probability; accepted: {', '.join(RULES)}") from None
+        raise BiolmError(f"{field_name}: {value!r} is not a probability; accepted: {accepted}") from None
     if not 0.0 <= number <= 1.0 or math.isnan(number):
         raise BiolmError(f"{field_name}: {value!r} is outside [0, 1]")
     return number
@@ -139,32 +146,38 @@ def parse_rule(setting, field_name: str = "task.threshold") -> tuple[str, float]
 
 
 def parse_bands(setting, threshold: float | None, field_name: str = "task.bands") -> Bands | None:
-    """``task.bands`` -> `Bands` (``threshold`` fills the cut-off named ``threshold``; None: not known yet, 0.5 checks
-    the spelling). None or an empty setting -> None.
+    """``task.bands`` -> `Bands`, ``threshold`` filling the cut-off named ``threshold``. With ``threshold=None`` (a
+    rule that picks it after training) the numeric cut-offs are checked among themselves and the ``threshold`` entry
+    stays NaN. None or an empty setting -> None.
 
     Raises:
         BiolmError: names and cut-offs do not fit (the message says how).
     """
     if not setting:
         return None
+    example = "{names: [low risk, high risk], cutoffs: [threshold]}"
     if not isinstance(setting, Mapping) or set(setting) - {"names", "cutoffs"}:
-        raise BiolmError(f"{field_name}: expected {{names: [low risk, high risk], cutoffs: [threshold]}}, got {setting!r}")
+        raise BiolmError(f"{field_name}: expected {example}, got {setting!r}")
+    if isinstance(setting.get("names"), str) or isinstance(setting.get("cutoffs"), str):
+        raise BiolmError(f"{field_name}: names and cutoffs are lists, e.g. {example}")
     names = [str(name) for name in setting.get("names") or ()]
     raw = list(setting.get("cutoffs") or ())
-    if isinstance(setting.get("names"), str) or isinstance(setting.get("cutoffs"), str):
-        raise BiolmError(f"{field_name}: names and cutoffs are lists, e.g. {{names: [low risk, high risk], cutoffs: [threshold]}}")
-    if len(names) < 2 or len(names) != len(raw) + 1:
-        raise BiolmError(f"{field_name}: {len(names)} names need {max(len(names) - 1, 1)} cut-off(s), got {len(raw)} (names from low to high probability)")
+    if len(names) < 2:
+        raise BiolmError(f"{field_name}.names: at least 2 band names, from low to high probability (got {names}), e.g. {example}")
+    if len(names) != len(raw) + 1:
+        raise BiolmError(f"{field_name}: {len(names)} names need {len(names) - 1} cut-off(s) between them, got {len(raw)}")
     if len(set(names)) != len(names):
-        raise BiolmError(f"{field_name}: band names repeat: {names}")
+        raise BiolmError(f"{field_name}.names: band names repeat: {names}")
     cutoffs = []
     for value in raw:
         if str(value).strip().lower() == "threshold":
-            cutoffs.append(0.5 if threshold is None else threshold)
+            cutoffs.append(math.nan if threshold is None else threshold)
         else:
-            cutoffs.append(check_threshold(value, f"{field_name}.cutoffs"))
-    if any(b <= a for a, b in zip(cutoffs, cutoffs[1:])):
-        raise BiolmError(f"{field_name}.cutoffs: {raw} must be strictly ascending (with threshold = {threshold if threshold is not None else 'the decision threshold'})")
+            cutoffs.append(check_threshold(value, f"{field_name}.cutoffs", "a number in [0, 1], or threshold"))
+    known = [c for c in cutoffs if not math.isnan(c)]
+    if any(b <= a for a, b in zip(known, known[1:])):
+        with_threshold = "" if threshold is None else f" (threshold = {threshold:.6g})"
+        raise BiolmError(f"{field_name}.cutoffs: {raw} must be strictly ascending{with_threshold}")
     return Bands(tuple(names), tuple(cutoffs))
 
 
@@ -183,13 +196,16 @@ def rates(truth: np.ndarray, positive: np.ndarray) -> dict[str, float | int]:
 def choose_threshold(truth: Sequence[int], scores: Sequence[float], setting) -> float:
     """The decision threshold of ``task.threshold`` on labelled scores (see the module docstring).
 
+    The rules compare counts, not float rates, so an exactly reached target (93 of 100 negatives for
+    ``specificity:0.93``) counts and equal Youden's J ties exactly.
+
     Args:
         truth: ``(N,)`` 0/1 labels (1 = the positive class).
         scores: ``(N,)`` probabilities of the positive class.
         setting: ``task.threshold``.
 
     Raises:
-        BiolmError: a rule that needs both classes on a split holding one, or an unreachable target.
+        BiolmError: a rule that needs both classes on a split holding one, NaN scores, or an unreachable target.
     """
     from sklearn.metrics import roc_curve
 
@@ -198,17 +214,21 @@ def choose_threshold(truth: Sequence[int], scores: Sequence[float], setting) -> 
         return target
     truth = np.asarray(truth).astype(int)
     scores = np.asarray(scores, dtype=np.float64)
-    if len(np.unique(truth)) < 2:
+    if np.isnan(scores).any():
+        raise BiolmError(f"task.threshold={setting}: {int(np.isnan(scores).sum())} validation probabilities are NaN (did training diverge?)")
+    positives, negatives = int(truth.sum()), int(len(truth) - truth.sum())
+    if not positives or not negatives:
         raise BiolmError(f"task.threshold={setting}: the validation split holds one class only ({len(truth)} records), so no threshold can be chosen on it; pass a number")
     fpr, tpr, thresholds = roc_curve(truth, scores, drop_intermediate=False)
-    fpr, tpr, thresholds = fpr[1:], tpr[1:], thresholds[1:]  # the first point (threshold +inf) calls nothing positive
+    # the first point (threshold +inf) calls nothing positive; counts of true and false positives at the others
+    tps, fps, thresholds = np.rint(tpr[1:] * positives).astype(np.int64), np.rint(fpr[1:] * negatives).astype(np.int64), thresholds[1:]
     if kind == "youden":
-        j = tpr - fpr
+        j = tps * negatives - fps * positives  # J x positives x negatives, in integers
         index = int(np.flatnonzero(j == j.max())[0])  # thresholds descend: the first of the best is the highest
     elif kind == "sensitivity":
-        index = int(np.flatnonzero(tpr >= target)[0])
+        index = int(np.flatnonzero(tps >= math.ceil(target * positives - 1e-9))[0])
     else:
-        reach = np.flatnonzero(1.0 - fpr >= target)
+        reach = np.flatnonzero(negatives - fps >= math.ceil(target * negatives - 1e-9))
         if not len(reach):
             raise BiolmError(f"task.threshold={setting}: no threshold reaches specificity {target} on the validation split")
         index = int(reach[-1])
@@ -231,4 +251,5 @@ def decide(task_cfg: Mapping, truth: Sequence[int] | None, scores: Sequence[floa
         reached = rates(np.asarray(truth), np.asarray(scores) >= threshold)
         chosen_on = {"split": split, "n": len(truth), "positives": int(np.sum(truth)), **reached}
         chosen_on = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in chosen_on.items()}
-    return Decision(threshold, str(setting), parse_bands(task_cfg.get("bands"), threshold), chosen_on)
+    rule = "0.5" if setting is None else str(setting)
+    return Decision(threshold, rule, parse_bands(task_cfg.get("bands"), threshold), chosen_on)

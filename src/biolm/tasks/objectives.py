@@ -256,16 +256,18 @@ class BinaryClassification(SequenceObjective):
 
     def describe_decision(self):
         decision, positive = self.decision, self.classes[1]
-        lines = [f"Decision threshold: **{decision.threshold:.4g}** on `prob_{positive}` (rule `{decision.rule}`): "
-                 f"`prediction` is {positive!r} at or above it."]
         seen = decision.chosen_on
+        lines = [f"Decision threshold: **{decision.threshold:.6g}** on `prob_{positive}` (rule `{decision.rule}`): "
+                 f"`prediction` is {positive!r} at or above it (the exact value is in `decision.json`)."]
+        if seen.get("error"):
+            lines.append(f"The rule failed ({seen['error']}), so the run keeps 0.5.")
         if seen.get("split"):
             sens, spec = seen.get("sensitivity"), seen.get("specificity")
             lines.append(f"Chosen on the {seen['split']} split ({seen['n']} records, {seen['positives']} {positive!r}): "
                          f"sensitivity {_rate(sens)}, specificity {_rate(spec)} there.")
         if decision.bands is not None:
             edges = [0.0, *decision.bands.cutoffs, 1.0]
-            spans = [f"{name} [{lo:.4g}, {hi:.4g}{']' if i == len(edges) - 2 else ')'}" for i, (name, lo, hi) in enumerate(zip(decision.bands.names, edges, edges[1:]))]
+            spans = [f"{name} [{lo:.6g}, {hi:.6g}{']' if i == len(edges) - 2 else ')'}" for i, (name, lo, hi) in enumerate(zip(decision.bands.names, edges, edges[1:]))]
             lines.append("Risk bands (`call`): " + "; ".join(spans) + ".")
         return lines
 

@@ -111,10 +111,13 @@ def resolve_build(reader, vcf, build: str | None) -> str:
 
 def _gt_codes(record) -> tuple[np.ndarray, np.ndarray]:
     """Per sample: -1 missing (half calls too), 0 hom-ref, 1 het, 2 hom-alt, of a biallelic record; and whether the call is haploid."""
-    alleles = record.genotype.array()[:, :2].astype(np.int16)  # (samples, 2); -1 missing, -2: no second allele (haploid)
+    # (samples, ploidy + 1): the alleles (-1 missing, -2 no allele in that slot: a haploid call among diploid ones),
+    # then the phase flag; a record where every call is haploid has a single allele column
+    alleles = record.genotype.array()[:, :-1][:, :2].astype(np.int16)
     if (alleles > len(record.ALT)).any():
         raise ValueError(f"a GT allele index above the record's {len(record.ALT)} ALT allele(s)")
-    first, second = alleles[:, 0], alleles[:, 1]
+    first = alleles[:, 0]
+    second = alleles[:, 1] if alleles.shape[1] > 1 else np.full_like(first, -2)
     haploid = second == -2
     second = np.where(haploid, first, second)
     missing = (first < 0) | (second < 0)
