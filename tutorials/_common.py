@@ -41,6 +41,28 @@ def check(condition: bool, message: str) -> None:
         raise SystemExit(1)
 
 
+def biolm(*argv: str) -> None:
+    """Run one ``biolm`` command line, as the terminal would (``biolm("finetune", "model=cnn")``), printing it and its
+    wall time; a failing command stops the tutorial."""
+    from biolm.cli import main
+
+    print(f"\n$ biolm {' '.join(argv)}", flush=True)
+    started = time.perf_counter()
+    code = main(list(argv))
+    check(code == 0, f"`biolm {' '.join(argv)}` exited {code}")
+    print(f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON file a command wrote (test_metrics.json, decision.json, summary.json, ...)."""
+    return json.loads(Path(path).read_text())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """A JSON-lines file a command wrote (one record per line)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def write_summary(args: argparse.Namespace, tutorial: str, metrics: dict) -> Path:
     """Write ``<out>/summary.json`` and print the headline numbers."""
     summary = {

@@ -12,14 +12,13 @@ brca1_snvs.csv, zero_shot.* and summary.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1] / "bench")]  # _common, long_context
-from _common import REPO, arguments, check, write_summary  # noqa: E402
+from _common import REPO, arguments, biolm, check, read_json, write_summary  # noqa: E402
 
 args = arguments(__doc__.splitlines()[0], "day6_hyenadna")
 OUT = args.out
@@ -27,18 +26,8 @@ RUNS = OUT / "runs"
 CLINVAR = REPO / "data" / "variants" / "clinvar_brca_grch38"
 
 
-def biolm(*argv: str) -> None:
-    """Run one `biolm` command line (as the terminal would) and stop the tutorial if it fails."""
-    from biolm.cli import main
-
-    print("\n$ biolm " + " ".join(argv), flush=True)
-    code = main(list(argv))
-    check(code == 0, f"`biolm {' '.join(argv)}` exited {code}")
 
 
-def read_json(path: Path) -> dict:
-    """A run's JSON output (test_metrics.json, pretrain_metrics.json, <scores>.metrics.json)."""
-    return json.loads(path.read_text())
 
 
 # Budgets. The full run is sized for a few minutes on 2 shared CPU cores; --fast only checks that every step works.

@@ -40,7 +40,7 @@ FAST: dict[str, list[str]] = {
     "sweep": ["n_trials=2", "trainer.max_epochs=1", *_LIMITS, "schedule.min_steps=0"],
     "benchmark": ["seeds=[0]", 'finetune=["trainer.max_epochs=1","++trainer.limit_train_batches=2","++trainer.limit_val_batches=1","schedule.min_steps=0"]'],
     "ner train": ["trainer.max_epochs=1", *_LIMITS, "progress_bar=false"],
-    "llm sft": ["trainer.max_epochs=1", *_LIMITS, "progress_bar=false"],
+    "llm sft": ["trainer.max_epochs=1", *_LIMITS, "++trainer.val_check_interval=1.0", "progress_bar=false"],
     "tokenizer train": ["max_bp=200000"],
 }
 _DIRECTIVE = re.compile(r"<!--\s*doc-test:\s*(?P<args>.*?)\s*-->")
