@@ -87,7 +87,11 @@ def command_section(command: str, summary: str) -> list[str]:
     groups, keys = config_keys(text)
     lines = [f"## `biolm {command}`", "", f"{summary}.", ""]
     if usage:
-        lines += ["```sh", *usage, "```", ""]
+        shown = []
+        for line in usage:  # "then: biolm ..." -> a comment line, then the command
+            lead, _, rest = line.partition("biolm ")
+            shown += [f"# {lead.strip()}", f"biolm {rest}"] if lead.strip() else [line]
+        lines += ["```sh", *shown, "```", ""]
     if notes:
         lines += [" ".join(notes), ""]
     if groups:
