@@ -183,3 +183,16 @@ def test_user_mistakes_are_one_line_and_exit_2(corpus, tmp_path, capsys):
     (tmp_path / "abstracts.csv").write_text("a,b\n")
     assert main(["ner", "predict", f"run={tmp_path}", f"input={tmp_path / 'abstracts.csv'}"]) == 2  # not a run
     capsys.readouterr()
+
+
+def test_a_test_type_the_run_never_learned_counts_as_missed(ner_run, corpus, tmp_path, capsys):
+    # the test corpus gains a Chemical entity: evaluation warns and scores it as missed instead of refusing the file
+    sentences = _corpus(10, 5)
+    sentences[0].tags = ["B-Chemical" if tag == "B-Gene" else tag for tag in sentences[0].tags]
+    write_conll(sentences, tmp_path / "test.tsv")
+    out = tmp_path / "m.json"
+    assert main(["ner", "evaluate", f"run={ner_run}", f"data.test={tmp_path / 'test.tsv'}", f"output={out}"]) == 0
+    scores = json.loads(out.read_text())
+    chemical = scores["per_type"]["Chemical"]
+    assert chemical["support"] == sentences[0].tags.count("B-Chemical") and chemical["recall"] == 0.0
+    assert "not trained on" in " ".join(capsys.readouterr().err.split())

@@ -94,14 +94,23 @@ def require_labels(sentences: list[Sentence], field: str) -> None:
             raise BiolmError(f"{sentence.where or field}: no labels (a JSONL line without \"spans\"); {field} needs labelled text")
 
 
-def check_tags(sentences: list[Sentence], tags: list[str], field: str) -> None:
-    """Every sentence must be labelled, with tags the run learned (an unseen entity type cannot be scored)."""
+def check_tags(sentences: list[Sentence], tags: list[str], field: str, unseen: str = "error") -> None:
+    """Every sentence must be labelled; tags the run never learned are an error (``unseen="error"``: the validation
+    split, whose tags the model's loss needs), or a warning (``"warn"``: a test set, scored by seqeval on the tag
+    strings, where entities of an unseen type simply count as missed)."""
     require_labels(sentences, field)
     known = set(tags)
+    missed: dict[str, int] = {}
     for sentence in sentences:
         for tag in sentence.tags:
             if tag not in known:
-                raise BiolmError(f"{sentence.where or field}: tag {tag!r} is not one the run was trained on ({', '.join(tags)})")
+                if unseen == "error":
+                    raise BiolmError(f"{sentence.where or field}: tag {tag!r} is not one the run was trained on ({', '.join(tags)})")
+                if tag.startswith("B-"):
+                    missed[tag[2:]] = missed.get(tag[2:], 0) + 1
+    if missed:
+        log.warning("%s: entity types the run was not trained on (%s); they are scored as missed entities", field,
+                    ", ".join(f"{name}: {n}" for name, n in sorted(missed.items())))
 
 
 class NerDataset(torch.utils.data.Dataset):
@@ -295,7 +304,7 @@ def tag_sentences(tagger: WordTagger, sentences: list[Sentence], batch_size: int
 
 def evaluate_ner(run: NerRun, sentences: list[Sentence], batch_size: int = 64) -> tuple[dict, list[list[str]]]:
     """Entity scores (`entity_scores`) and `error_summary` of ``run`` on labelled ``sentences``; also the predicted tags."""
-    check_tags(sentences, run.tags, "data.test")
+    check_tags(sentences, run.tags, "data.test", unseen="warn")
     predicted = tag_sentences(run.tagger, sentences, batch_size)
     scores = entity_scores([s.tags for s in sentences], predicted)
     scores["errors"] = error_summary(sentences, predicted)
@@ -382,8 +391,8 @@ class NerRecipe(Recipe):
         if not types:
             raise BiolmError("data.train: no entities in the training corpus (every tag is O)")
         tags = tag_set(types)
-        for name in ("val", "test"):
-            check_tags(splits[name], tags, f"data.{name}")
+        check_tags(splits["val"], tags, "data.val")
+        check_tags(splits["test"], tags, "data.test", unseen="warn")
         tagger = build_tagger(cfg.model, tags, splits["train"])
         model = apply_text_adapter(tagger, cfg.get("adapter")).train()  # transformers loads encoders in eval mode (no dropout)
         datasets = {name: NerDataset(tagger, splits[name], tags) for name in ("train", "val")}
