@@ -119,30 +119,39 @@ class Connection:
         self.conn: http.client.HTTPConnection | None = None
 
     def request(self, method: str, path: str, payload: dict | None = None) -> tuple[int, bytes]:
+        body = None if payload is None else json.dumps(payload)
+        try:
+            return self._send(method, path, body)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # the server closed an idle keep-alive connection as the request went out: once more, on a fresh one
+            return self._send(method, path, body)
+
+    def _send(self, method: str, path: str, body: str | None) -> tuple[int, bytes]:
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-        body = None if payload is None else json.dumps(payload)
-        headers = {} if payload is None else {"Content-Type": "application/json"}
-        for attempt in (1, 2):
-            try:
-                self.conn.request(method, path, body=body, headers=headers)
-                response = self.conn.getresponse()
-                return response.status, response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-                # the server closed an idle keep-alive connection as the request went out: once more, on a fresh one
-                self.close()
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
-                if attempt == 2:
-                    raise
-            except (OSError, http.client.HTTPException):
-                self.close()
-                raise
-        raise AssertionError("unreachable")
+        try:
+            self.conn.request(method, path, body=body, headers={} if body is None else {"Content-Type": "application/json"})
+            response = self.conn.getresponse()
+            return response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
 
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+def run_clients(connections: list[Connection], one_client) -> float:
+    """Run ``one_client(k)`` for every connection on its own thread; the seconds it took (connections closed after)."""
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(len(connections)) as pool:
+        list(pool.map(one_client, range(len(connections))))
+    elapsed = time.perf_counter() - t0
+    for connection in connections:
+        connection.close()
+    return elapsed
 
 
 def drive(url: str, sequences: list[str], clients: int, requests_per_client: int, duration_s: float, per_request: int) -> dict:
@@ -174,12 +183,7 @@ def drive(url: str, sequences: list[str], clients: int, requests_per_client: int
                 errors += not ok
                 kinds[kind] += not ok
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one_client, range(clients)))
-    elapsed = time.perf_counter() - t0
-    for connection in connections:
-        connection.close()
+    elapsed = run_clients(connections, one_client)
     for kind, count in kinds.items():
         if count:
             print(f"  error: {count} x {kind}", file=sys.stderr)
@@ -202,12 +206,7 @@ def http_ceiling(url: str, clients: int, requests_per_client: int) -> float:
         for _ in range(requests_per_client):
             connections[k].request("GET", "/healthz")
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one_client, range(clients)))
-    elapsed = time.perf_counter() - t0
-    for connection in connections:
-        connection.close()
+    elapsed = run_clients(connections, one_client)
     return clients * requests_per_client / elapsed
 
 

@@ -160,7 +160,7 @@ def test_sample_sheet_codes_and_errors(tmp_path, capsys):
     assert main(["variants", "qc", f"vcf={vcf}", f"samples={sheet}", "sample_column=id", "sex_column=gender", f"out={tmp_path / 'qc'}"]) == 0
     sheet.write_text("sample\tsex\nf1\tF\nf1\tF\n")
     assert main(["variants", "qc", f"vcf={vcf}", f"samples={sheet}", f"out={tmp_path / 'qc'}"]) == 2
-    assert "line 3: sample 'f1' is listed again (first on line 2)" in capsys.readouterr().err
+    assert "line 3: sample 'f1' is listed again (first on line 2; sexes" in capsys.readouterr().err
     assert main(["variants", "qc", f"vcf={vcf}", f"samples={tmp_path / 'none.tsv'}", f"out={tmp_path / 'qc'}"]) == 2
     assert "samples: file not found" in capsys.readouterr().err
 

@@ -38,24 +38,35 @@ def read_labels_table(path: str | Path, field_name: str = "labels") -> pd.DataFr
         raise BiolmError(f"{field_name}: cannot read {path} as a table: {message}") from None
 
 
-def read_sample_labels(path: str | Path, sample_column: str = "sample", label_column: str = "label") -> dict[str, str]:
-    """``{sample: label}`` from a CSV/TSV table with one row per sample.
+def read_sample_labels(
+    path: str | Path, sample_column: str = "sample", label_column: str = "label", field_name: str = "labels",
+    label_key: str = "label_column", strip_names: bool = False, noun: str = "labels",
+) -> dict[str, str]:
+    """``{sample: label}`` from a CSV/TSV table with one row per sample, in file order (row ``i`` is line ``i + 2``).
+
+    Args:
+        field_name: the setting that named the file, for messages (``labels``, ``samples``).
+        label_key: the setting that names ``label_column``, for messages.
+        strip_names: strip spaces around sample names.
+        noun: what the values are called in messages (``labels``, ``sexes``).
 
     Raises:
         BiolmError: missing file or column, or a sample listed twice (even with the same label),
             naming both lines and their labels.
     """
-    table = read_labels_table(path)
+    table = read_labels_table(path, field_name)
     missing = [c for c in (sample_column, label_column) if c not in table.columns]
     if missing:
-        raise BiolmError(f"labels: {path} lacks column(s) {', '.join(missing)} (has {', '.join(repr(str(c)) for c in table.columns)}); set sample_column= / label_column=")
+        raise BiolmError(f"{field_name}: {path} lacks column(s) {', '.join(missing)} (has {', '.join(repr(str(c)) for c in table.columns)}); set sample_column= / {label_key}=")
     samples, labels = table[sample_column].tolist(), table[label_column].tolist()
+    if strip_names:
+        samples = [name.strip() for name in samples]
     repeat = first_duplicate(samples)
     if repeat is not None:
         first, again = repeat
         raise BiolmError(
-            f"labels: {path} line {again + 2}: sample {samples[again]!r} is listed again (first on line {first + 2}; "
-            f"labels {labels[first]!r} and {labels[again]!r}); each sample needs exactly one row"
+            f"{field_name}: {path} line {again + 2}: sample {samples[again]!r} is listed again (first on line {first + 2}; "
+            f"{noun} {labels[first]!r} and {labels[again]!r}); each sample needs exactly one row"
         )
     return dict(zip(samples, labels))
 

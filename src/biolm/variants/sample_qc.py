@@ -26,10 +26,9 @@ import numpy as np
 import pandas as pd
 
 from biolm.atomic import atomic_folder
-from biolm.data.io import first_duplicate
 from biolm.errors import BiolmError
 from biolm.plots import figure, markdown_table, save_png
-from biolm.variants.dataset import read_labels_table
+from biolm.variants.dataset import read_sample_labels
 from biolm.variants.sex_check import check_sex
 from biolm.variants.vcf import sample_qc_reasons
 
@@ -48,16 +47,10 @@ def read_sample_sheet(path: str | Path, sample_column: str = "sample", sex_colum
         BiolmError: unreadable file, a missing column, a sample listed twice, or a sex outside the
             accepted codes, naming the file and line.
     """
-    table = read_labels_table(path, "samples")
-    missing = [c for c in (sample_column, sex_column) if c not in table.columns]
-    if missing:
-        raise BiolmError(f"samples: {path} lacks column(s) {', '.join(missing)} (has {', '.join(map(repr, map(str, table.columns)))}); set sample_column= / sex_column=")
-    names = table[sample_column].str.strip().tolist()
-    repeat = first_duplicate(names)
-    if repeat is not None:
-        raise BiolmError(f"samples: {path} line {repeat[1] + 2}: sample {names[repeat[1]]!r} is listed again (first on line {repeat[0] + 2})")
+    table = read_sample_labels(path, sample_column, sex_column, field_name="samples", label_key="sex_column",
+                               strip_names=True, noun="sexes")
     sexes = {}
-    for line, (name, value) in enumerate(zip(names, table[sex_column]), start=2):
+    for line, (name, value) in enumerate(table.items(), start=2):
         code = SEX_CODES.get(value.strip().lower())
         if code is None:
             raise BiolmError(f"samples: {path} line {line}: sex {value!r} of sample {name!r} is not accepted (accepted: {_ACCEPTED})")

@@ -140,6 +140,12 @@ class SexCheck:
     settings: dict = field(default_factory=dict)
 
 
+def informative_sites(alt_freq: np.ndarray) -> np.ndarray:
+    """``(sites,)`` bool: an ALT frequency PLINK uses (finite, not within 1e-8 of 0 or 1)."""
+    p = np.asarray(alt_freq, dtype=float)
+    return np.isfinite(p) & (p > MONOMORPHIC) & (p < 1 - MONOMORPHIC)
+
+
 def inbreeding_f(codes: np.ndarray, alt_freq: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """PLINK's F per sample from ``(sites, samples)`` codes (-1 missing, 0/2 homozygous, 1 het) and ``(sites,)`` ALT frequencies.
 
@@ -148,7 +154,7 @@ def inbreeding_f(codes: np.ndarray, alt_freq: np.ndarray) -> tuple[np.ndarray, n
         p >= 1 - 1e-8 or NaN count for no one; F is NaN where N - E is 0.
     """
     p = np.asarray(alt_freq, dtype=float)
-    informative = np.isfinite(p) & (p > MONOMORPHIC) & (p < 1 - MONOMORPHIC)
+    informative = informative_sites(p)
     called = (codes >= 0) & informative[:, None]  # (sites, samples)
     expected_per_site = np.where(informative, 1.0 - 2.0 * p * (1.0 - p), 0.0)
     n_sites = called.sum(axis=0)
@@ -299,7 +305,7 @@ def check_sex(
     })
     if use_y:
         table["y_calls"] = y_calls
-    informative = int((np.isfinite(alt_freq) & (alt_freq > MONOMORPHIC) & (alt_freq < 1 - MONOMORPHIC)).sum())
+    informative = int(informative_sites(alt_freq).sum())
     skipped["x_monomorphic"] = len(alt_freq) - informative
     settings = {"build": build, "freq": str(freq), "male_min_f": male_min_f, "female_max_f": female_max_f, "ycount": use_y,
                 "female_max_y_calls": female_max_y_calls, "male_min_y_calls": male_min_y_calls}
